@@ -1,0 +1,5 @@
+import sys
+
+from alerting.cli import main
+
+sys.exit(main())

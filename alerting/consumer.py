@@ -1,0 +1,111 @@
+"""Consume condition events, apply them to alarms, announce the changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import psycopg
+
+from alerting import metrics
+from alerting.settings import AlertingSettings
+from alerting.store import Change, apply_event
+from common import kafka as kafka_clients
+from common.conditions import ConditionEvent, ConditionFormatError
+
+log = logging.getLogger("alerting.alarms")
+
+
+class ConditionConsumer:
+    """Applies each event once in PostgreSQL, then commits its Kafka offset."""
+
+    def __init__(self, settings: AlertingSettings) -> None:
+        self.settings = settings
+        self.running = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set."""
+        kafka = self.settings.kafka
+        await kafka_clients.ensure_topics(kafka, kafka.conditions_topic, kafka.alarms_topic)
+        conn = await asyncio.to_thread(psycopg.connect, self.settings.database.conninfo())
+        consumer = kafka_clients.make_consumer(
+            kafka, self.settings.alerting.group_id, kafka.conditions_topic
+        )
+        producer = kafka_clients.make_producer(kafka)
+        await consumer.start()
+        await producer.start()
+        self.running = True
+        try:
+            while not stop.is_set():
+                polled = await consumer.getmany(timeout_ms=200, max_records=500)
+                records = [r for batch in polled.values() for r in batch]
+                if not records:
+                    continue
+                changes = await asyncio.to_thread(_apply_all, conn, records)
+                for change in changes:
+                    _announce(change)
+                    await producer.send_and_wait(
+                        kafka.alarms_topic,
+                        _change_json(change),
+                        key=(change.event.unit if change.event else "").encode(),
+                    )
+                await consumer.commit()
+        finally:
+            self.running = False
+            await consumer.stop()
+            await producer.stop()
+            conn.close()
+
+
+def _apply_all(conn: psycopg.Connection[Any], records: list[Any]) -> list[Change]:
+    changes = []
+    for record in records:
+        try:
+            event = ConditionEvent.from_json(record.value)
+        except ConditionFormatError as exc:
+            metrics.EVENTS.labels("invalid").inc()
+            log.error(
+                "skipping invalid condition event at %s/%d@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
+            continue
+        change = apply_event(conn, event)
+        metrics.EVENTS.labels("applied" if change else "ignored").inc()
+        if change:
+            metrics.CHANGES.labels(change.to_state).inc()
+            changes.append(change)
+    return changes
+
+
+def _announce(change: Change) -> None:
+    e = change.event
+    if e is None:
+        return
+    marker = "ALARM" if e.state == "active" else "CLEAR"
+    log.warning(
+        "%s %-8s %-6s %s -> %s  %s",
+        marker,
+        e.severity.upper(),
+        e.unit,
+        change.from_state or "NEW",
+        change.to_state,
+        e.explanation,
+    )
+
+
+def _change_json(change: Change) -> bytes:
+    data: dict[str, Any] = {
+        "alarm_id": change.alarm_id,
+        "from_state": change.from_state,
+        "to_state": change.to_state,
+        "user": change.username,
+    }
+    if change.event:
+        data["event_id"] = change.event.event_id
+        data["ts"] = change.event.ts.isoformat()
+    return json.dumps(data).encode()

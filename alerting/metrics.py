@@ -1,0 +1,8 @@
+"""Prometheus metrics of the alerting service."""
+
+from prometheus_client import Counter, Gauge
+
+EVENTS = Counter("chemwatch_alerting_events_total", "Condition events consumed", ["result"])
+CHANGES = Counter("chemwatch_alerting_alarm_changes_total", "Alarm state changes", ["to_state"])
+ANNUNCIATED = Gauge("chemwatch_alerting_annunciated_alarms", "Alarms not in NORMAL state")
+API_REQUESTS = Counter("chemwatch_alerting_api_requests_total", "API requests", ["route", "status"])

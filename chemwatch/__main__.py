@@ -1,0 +1,5 @@
+import sys
+
+from chemwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Detector workers: vectorised anomaly detection over columnar batches of readings."""

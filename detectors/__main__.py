@@ -1,0 +1,5 @@
+import sys
+
+from detectors.cli import main
+
+sys.exit(main())

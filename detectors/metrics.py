@@ -1,0 +1,20 @@
+"""Prometheus metrics of the detector workers."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+READINGS = Counter("chemwatch_detectors_readings_total", "Readings processed")
+STORED = Counter("chemwatch_detectors_readings_stored_total", "Readings newly stored (not replays)")
+BAD_RECORDS = Counter(
+    "chemwatch_detectors_bad_records_total", "Kafka records that were not batches"
+)
+UNKNOWN_SENSORS = Counter(
+    "chemwatch_detectors_unknown_sensor_readings_total", "Readings of sensors not in the registry"
+)
+TRANSITIONS = Counter(
+    "chemwatch_detectors_transitions_total", "Condition transitions", ["condition", "state"]
+)
+BATCH_SECONDS = Histogram("chemwatch_detectors_batch_seconds", "Time to process and commit a poll")
+LAG_SECONDS = Gauge(
+    "chemwatch_detectors_source_lag_seconds",
+    "Now minus source time of the newest reading processed",
+)

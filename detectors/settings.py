@@ -1,0 +1,21 @@
+"""Settings of the detector workers."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from common.settings import BaseProcessSettings, HttpSettings, Section
+
+
+class DetectorOptions(Section):
+    group_id: str = "chemwatch-detectors"
+    max_records: int = Field(default=500, ge=1)  # Kafka records (batches) per poll
+    poll_timeout_ms: int = Field(default=200, ge=1)
+    # Test hook for the crash-safety tests: exit hard (as kill -9 would) right before
+    # the database commit of the N-th batch. 0 = never.
+    fault_exit_before_commit: int = Field(default=0, ge=0)
+
+
+class DetectorSettings(BaseProcessSettings):
+    http: HttpSettings = HttpSettings(port=9102)
+    detectors: DetectorOptions = DetectorOptions()

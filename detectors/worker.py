@@ -1,0 +1,242 @@
+"""A detector worker: Kafka ``readings`` -> detectors -> PostgreSQL + Kafka ``conditions``.
+
+Exactly-once into the database: the readings, the anomalies, the detector state and
+the Kafka offsets of one poll are written in ONE transaction. On start and on every
+partition assignment the worker restores state and seeks to the stored offsets, so a
+crash at any point neither loses nor duplicates a row. Condition events are written
+to the ``anomalies`` table first (an outbox) and published after the commit; ids are
+deterministic, so a republish after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import psycopg
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from common import kafka as kafka_clients
+from common import store
+from common.conditions import ConditionEvent
+from common.migrate import migrate
+from common.readings import BatchFormatError, decode_batch
+from common.registry import Registry
+from detectors import metrics
+from detectors.events import limit_events
+from detectors.limits import LimitDetector
+from detectors.settings import DetectorSettings
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """One member of the detector consumer group."""
+
+    def __init__(self, settings: DetectorSettings, registry: Registry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.detector = LimitDetector(
+            {name: registry.limit_array(name) for name in ("ll", "l", "h", "hh")},
+            registry.deadband_array(),
+        )
+        self.index_of = {str(sid): i for i, sid in enumerate(registry.sensor_ids)}
+        units = sorted(registry.units)
+        self.unit_names = np.array(units, dtype=object)
+        self.unit_code = np.searchsorted(units, registry.unit_ids.astype(str))
+        self.unit_sensors = {u: np.flatnonzero(registry.unit_ids == u) for u in units}
+        self._conn: psycopg.Connection[Any] | None = None
+        self._batches = 0
+        self._running = False
+
+    def healthy(self) -> bool:
+        """Consuming and connected to the database."""
+        return self._running and self._conn is not None and not self._conn.closed
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; the batch in hand is finished first."""
+        kafka, opts = self.settings.kafka, self.settings.detectors
+        await asyncio.to_thread(migrate, self.settings.database)
+        await kafka_clients.ensure_topics(kafka, kafka.readings_topic, kafka.conditions_topic)
+        self._conn = await asyncio.to_thread(psycopg.connect, self.settings.database.conninfo())
+        producer = kafka_clients.make_producer(kafka)
+        consumer = kafka_clients.make_consumer(kafka, opts.group_id)
+        await producer.start()
+        consumer.subscribe([kafka.readings_topic], listener=_Listener(self, consumer))
+        await consumer.start()
+        self._running = True
+        try:
+            await self._publish(producer, await asyncio.to_thread(self._outbox))
+            while not stop.is_set():
+                polled = await consumer.getmany(
+                    timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records
+                )
+                if not polled:
+                    continue
+                started = time.perf_counter()
+                events, offsets = await asyncio.to_thread(self._store, polled)
+                await self._publish(producer, events)
+                await consumer.commit(offsets)
+                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        finally:
+            self._running = False
+            await consumer.stop()
+            await producer.stop()
+            self._conn.close()
+            log.info("detector worker stopped")
+
+    def restore(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Reload detector state and return the stored next offset per assigned partition."""
+        assert self._conn is not None
+        with self._conn.transaction():
+            snapshots = store.load_state(self._conn, LimitDetector.name)
+            stored = store.load_offsets(
+                self._conn, self.settings.detectors.group_id, self.settings.kafka.readings_topic
+            )
+        self.detector.active_since[:] = 0
+        for state in snapshots.values():
+            self.detector.restore(state, self.index_of)
+        return {tp: stored[tp.partition] for tp in partitions if tp.partition in stored}
+
+    def _store(
+        self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> tuple[list[ConditionEvent], dict[TopicPartition, int]]:
+        """Detect on one poll and make it durable in one transaction (runs in a thread)."""
+        assert self._conn is not None
+        cols = self._columns([r for records in polled.values() for r in records])
+        offsets = {tp: records[-1].offset + 1 for tp, records in polled.items()}
+        found = self.detector.process(cols["sensor"], cols["ts"], cols["value"], cols["quality"])
+        events = limit_events(found, self.registry, LimitDetector.name)
+        sensors, codes = np.unique(cols["sensor"], return_inverse=True)
+        units, unit_codes = np.unique(self.unit_code[cols["sensor"]], return_inverse=True)
+        with self._conn.transaction():
+            stored = store.write_readings(
+                self._conn,
+                [str(s) for s in self.registry.sensor_ids[sensors]],
+                codes,
+                [str(u) for u in self.unit_names[units]],
+                unit_codes,
+                cols["ts"],
+                cols["ingest"],
+                cols["value"],
+                cols["quality"],
+            )
+            store.insert_anomalies(self._conn, events)
+            store.save_offsets(
+                self._conn,
+                self.settings.detectors.group_id,
+                {(tp.topic, tp.partition): off for tp, off in offsets.items()},
+            )
+            store.save_state(self._conn, LimitDetector.name, self._snapshots(units))
+            self._maybe_crash()
+        self._count(cols, stored, events)
+        return events, offsets
+
+    def _columns(self, records: list[ConsumerRecord[bytes, bytes]]) -> dict[str, np.ndarray]:
+        parts: dict[str, list[np.ndarray]] = defaultdict(list)
+        for record in records:  # one iteration per Kafka record (a batch of readings)
+            try:
+                batch = decode_batch(record.value or b"")
+            except BatchFormatError as exc:
+                metrics.BAD_RECORDS.inc()
+                log.error(
+                    "skipping record %s/%d@%d: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc,
+                )
+                continue
+            lookup = np.array([self.index_of.get(str(s), -1) for s in batch.sensor_ids], np.int64)
+            idx = lookup[batch.sensor_code] if len(lookup) else np.array([], np.int64)
+            known = idx >= 0
+            if not known.all():
+                metrics.UNKNOWN_SENSORS.inc(int((~known).sum()))
+            parts["sensor"].append(idx[known])
+            parts["ts"].append(batch.ts_ns[known])
+            parts["ingest"].append(batch.ingest_ns[known])
+            parts["value"].append(batch.value[known])
+            parts["quality"].append(batch.quality[known])
+        dtypes = {
+            "sensor": np.int64,
+            "ts": np.int64,
+            "ingest": np.int64,
+            "value": np.float64,
+            "quality": np.uint8,
+        }
+        return {
+            k: np.concatenate(parts[k]) if parts[k] else np.array([], dt)
+            for k, dt in dtypes.items()
+        }
+
+    def _snapshots(self, unit_codes: np.ndarray) -> dict[str, dict[str, Any]]:
+        out = {}
+        for code in unit_codes:  # one per unit in the poll
+            unit = str(self.unit_names[code])
+            out[unit] = self.detector.snapshot(self.unit_sensors[unit], self.registry.sensor_ids)
+        return out
+
+    def _maybe_crash(self) -> None:
+        self._batches += 1
+        limit = self.settings.detectors.fault_exit_before_commit
+        if limit and self._batches >= limit:
+            log.critical("fault injection: exiting before commit of batch %d", self._batches)
+            os._exit(137)
+
+    def _count(
+        self, cols: dict[str, np.ndarray], stored: int, events: list[ConditionEvent]
+    ) -> None:
+        metrics.READINGS.inc(len(cols["ts"]))
+        metrics.STORED.inc(stored)
+        for e in events:
+            metrics.TRANSITIONS.labels(e.condition, e.state).inc()
+        if len(cols["ts"]):
+            metrics.LAG_SECONDS.set(time.time() - cols["ts"].max() / 1e9)
+
+    def _outbox(self) -> list[ConditionEvent]:
+        assert self._conn is not None
+        with self._conn.transaction():
+            return store.unpublished_anomalies(self._conn)
+
+    async def _publish(self, producer: Any, events: list[ConditionEvent]) -> None:
+        if not events:
+            return
+        topic = self.settings.kafka.conditions_topic
+        futures = [await producer.send(topic, e.to_json(), key=e.unit.encode()) for e in events]
+        await asyncio.gather(*futures)
+        for e in events:
+            log.info("condition %s %s: %s", e.state, e.condition, e.explanation)
+        await asyncio.to_thread(self._mark_published, [e.event_id for e in events])
+
+    def _mark_published(self, ids: list[str]) -> None:
+        assert self._conn is not None
+        with self._conn.transaction():
+            store.mark_published(self._conn, ids)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Moves state with partitions: on assignment, restore from the database and seek."""
+
+    def __init__(self, worker: Worker, consumer: Any) -> None:
+        self.worker = worker
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Nothing to flush: every poll is committed before the next one."""
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Seek to the offsets stored with the data; Kafka's own commits are advisory."""
+        positions = await asyncio.to_thread(self.worker.restore, assigned)
+        for tp, offset in positions.items():
+            self.consumer.seek(tp, offset)
+        log.info(
+            "assigned %s; resumed from stored offsets %s",
+            sorted(tp.partition for tp in assigned),
+            {tp.partition: o for tp, o in positions.items()},
+        )

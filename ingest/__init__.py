@@ -1,0 +1,1 @@
+"""Ingest bridge: MQTT sensor readings -> validated columnar batches on Kafka."""

@@ -1,0 +1,1 @@
+"""Plant simulators: publish sensor readings for a plant registry over MQTT."""

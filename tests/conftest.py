@@ -1,0 +1,3 @@
+"""Test configuration: fixture modules are plugins, shared by every test package."""
+
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.processes"]
