@@ -1,6 +1,8 @@
-"""HTTP API of the alerting service: alarms, acknowledgement, journal, metrics, health."""
+"""HTTP API of the alerting service: alarms, acknowledgement, journal, metrics, health.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI must see the real
+`Annotated[..., Depends(...)]` objects of the closures below, not strings.
+"""
 
 import hmac
 from collections.abc import Callable

@@ -32,13 +32,14 @@ def migrate(database: DatabaseSettings) -> list[int]:
     """Apply pending migrations to the configured schema; return the versions applied."""
     applied: list[int] = []
     with psycopg.connect(database.conninfo(), autocommit=True) as conn:
-        schema = sql.Identifier(database.db_schema)
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-        conn.execute(sql.SQL("SET search_path TO {}, public").format(schema))
-        # A session lock serialises concurrent starters; each migration has its own
-        # transaction so a failure leaves the earlier ones recorded.
+        # A session lock serialises concurrent starters (CREATE SCHEMA IF NOT EXISTS
+        # itself races); each migration has its own transaction, so a failure leaves
+        # the earlier ones recorded.
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
+            schema = sql.Identifier(database.db_schema)
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            conn.execute(sql.SQL("SET search_path TO {}, public").format(schema))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version integer PRIMARY KEY, name text NOT NULL,"

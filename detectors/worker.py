@@ -15,7 +15,9 @@ import logging
 import os
 import time
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -34,6 +36,7 @@ from detectors.limits import LimitDetector
 from detectors.settings import DetectorSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Worker:
@@ -52,6 +55,9 @@ class Worker:
         self.unit_code = np.searchsorted(units, registry.unit_ids.astype(str))
         self.unit_sensors = {u: np.flatnonzero(registry.unit_ids == u) for u in units}
         self._conn: psycopg.Connection[Any] | None = None
+        # All database work runs on this one thread: the rebalance listener and the
+        # poll loop must never use the connection at the same time.
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors-db")
         self._batches = 0
         self._running = False
 
@@ -62,9 +68,9 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
         kafka, opts = self.settings.kafka, self.settings.detectors
-        await asyncio.to_thread(migrate, self.settings.database)
+        await self.in_db_thread(migrate, self.settings.database)
         await kafka_clients.ensure_topics(kafka, kafka.readings_topic, kafka.conditions_topic)
-        self._conn = await asyncio.to_thread(psycopg.connect, self.settings.database.conninfo())
+        self._conn = await self.in_db_thread(psycopg.connect, self.settings.database.conninfo())
         producer = kafka_clients.make_producer(kafka)
         consumer = kafka_clients.make_consumer(kafka, opts.group_id)
         await producer.start()
@@ -72,7 +78,7 @@ class Worker:
         await consumer.start()
         self._running = True
         try:
-            await self._publish(producer, await asyncio.to_thread(self._outbox))
+            await self._publish(producer, await self.in_db_thread(self._outbox))
             while not stop.is_set():
                 polled = await consumer.getmany(
                     timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records
@@ -80,7 +86,7 @@ class Worker:
                 if not polled:
                     continue
                 started = time.perf_counter()
-                events, offsets = await asyncio.to_thread(self._store, polled)
+                events, offsets = await self.in_db_thread(self._store, polled)
                 await self._publish(producer, events)
                 await consumer.commit(offsets)
                 metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -88,8 +94,13 @@ class Worker:
             self._running = False
             await consumer.stop()
             await producer.stop()
-            self._conn.close()
+            await self.in_db_thread(self._conn.close)
+            self._db.shutdown()
             log.info("detector worker stopped")
+
+    async def in_db_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking database work on the worker's database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     def restore(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
         """Reload detector state and return the stored next offset per assigned partition."""
@@ -212,7 +223,7 @@ class Worker:
         await asyncio.gather(*futures)
         for e in events:
             log.info("condition %s %s: %s", e.state, e.condition, e.explanation)
-        await asyncio.to_thread(self._mark_published, [e.event_id for e in events])
+        await self.in_db_thread(self._mark_published, [e.event_id for e in events])
 
     def _mark_published(self, ids: list[str]) -> None:
         assert self._conn is not None
@@ -232,7 +243,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Seek to the offsets stored with the data; Kafka's own commits are advisory."""
-        positions = await asyncio.to_thread(self.worker.restore, assigned)
+        positions = await self.worker.in_db_thread(self.worker.restore, assigned)
         for tp, offset in positions.items():
             self.consumer.seek(tp, offset)
         log.info(

@@ -13,7 +13,14 @@ import pytest
 
 from common.conditions import ConditionEvent
 from common.settings import BaseProcessSettings
-from tests.fixtures.processes import Publisher, Service, ServiceFactory, free_port, read_topic, wait_until
+from tests.fixtures.processes import (
+    Publisher,
+    Service,
+    ServiceFactory,
+    free_port,
+    read_topic,
+    wait_until,
+)
 from tests.fixtures.services import Isolation
 
 pytestmark = pytest.mark.integration
@@ -29,7 +36,8 @@ def start_pipeline(service_factory: ServiceFactory) -> tuple[dict[str, Service],
         {"name": "vic", "token": VIEWER, "role": "viewer"},
     ]
     alerting = service_factory(
-        "alerting", env={"CHEMWATCH_HTTP__PORT": str(port), "CHEMWATCH_ALERTING__USERS": json.dumps(users)}
+        "alerting",
+        env={"CHEMWATCH_HTTP__PORT": str(port), "CHEMWATCH_ALERTING__USERS": json.dumps(users)},
     )
     detectors = service_factory("detectors")
     ingest = service_factory("ingest")
@@ -47,7 +55,10 @@ def _healthy(base: str) -> bool:
 
 
 def test_reading_lands_in_the_readings_table(
-    isolation: Isolation, service_factory: ServiceFactory, publisher: Publisher, db: psycopg.Connection
+    isolation: Isolation,
+    service_factory: ServiceFactory,
+    publisher: Publisher,
+    db: psycopg.Connection,
 ) -> None:
     start_pipeline(service_factory)
     ts = datetime.now(UTC).replace(microsecond=123456)
@@ -60,7 +71,8 @@ def test_reading_lands_in_the_readings_table(
         lambda: db.execute(
             "SELECT time, sensor_id, unit_id, value, quality, ingest_time FROM readings"
         ).fetchone(),
-        10, "the reading in PostgreSQL",
+        10,
+        "the reading in PostgreSQL",
     )
     assert time.monotonic() - published < 10
     assert row[0] == ts
@@ -68,8 +80,10 @@ def test_reading_lands_in_the_readings_table(
     assert ts <= row[5] <= datetime.now(UTC)
 
 
-async def test_simulated_breach_raises_and_clears_an_alarm(
-    stack: BaseProcessSettings, isolation: Isolation, service_factory: ServiceFactory,
+def test_simulated_breach_raises_and_clears_an_alarm(
+    stack: BaseProcessSettings,
+    isolation: Isolation,
+    service_factory: ServiceFactory,
     db: psycopg.Connection,
 ) -> None:
     _alerting, base = start_pipeline(service_factory)
@@ -79,29 +93,45 @@ async def test_simulated_breach_raises_and_clears_an_alarm(
     assert simulator.proc.wait(60) == 0, simulator.log()
 
     anomalies = wait_until(
-        lambda: db.execute(
-            "SELECT condition, state, value, threshold FROM anomalies WHERE sensor_id = %s"
-            " ORDER BY time, condition", (SENSOR,)
-        ).fetchall() if _count(db, SENSOR) >= 4 else None,
-        30, "H and HH activations and clears in the anomalies table",
+        lambda: (
+            db.execute(
+                "SELECT condition, state, value, threshold FROM anomalies WHERE sensor_id = %s"
+                " ORDER BY time, condition",
+                (SENSOR,),
+            ).fetchall()
+            if _count(db, SENSOR) >= 4
+            else None
+        ),
+        30,
+        "H and HH activations and clears in the anomalies table",
     )
     assert sorted((a[0], a[1]) for a in anomalies) == [
-        ("H", "active"), ("H", "cleared"), ("HH", "active"), ("HH", "cleared")
+        ("H", "active"),
+        ("H", "cleared"),
+        ("HH", "active"),
+        ("HH", "cleared"),
     ]
     assert {a[2] for a in anomalies if a[1] == "active"} == {16.2}
 
-    records = await read_topic(stack, isolation.conditions_topic, 4)
+    records = read_topic(stack, isolation.conditions_topic, 4)
     events = [ConditionEvent.from_json(r.value) for r in records]
     assert {(e.condition, e.state) for e in events} == {
-        ("H", "active"), ("H", "cleared"), ("HH", "active"), ("HH", "cleared")
+        ("H", "active"),
+        ("H", "cleared"),
+        ("HH", "active"),
+        ("HH", "cleared"),
     }
     assert all(r.key == UNIT.encode() for r in records)
 
     auth = {"Authorization": f"Bearer {OPERATOR}"}
     alarms = wait_until(
-        lambda: {a["alarm_id"]: a for a in httpx.get(f"{base}/alarms", headers=auth).json()}
-        if f"{SENSOR}:HH" in httpx.get(f"{base}/alarms", headers=auth).text else None,
-        30, "the HH alarm at GET /alarms",
+        lambda: (
+            {a["alarm_id"]: a for a in httpx.get(f"{base}/alarms", headers=auth).json()}
+            if f"{SENSOR}:HH" in httpx.get(f"{base}/alarms", headers=auth).text
+            else None
+        ),
+        30,
+        "the HH alarm at GET /alarms",
     )
     hh = alarms[f"{SENSOR}:HH"]
     # the condition returned to normal before anyone acknowledged it
@@ -117,7 +147,9 @@ async def test_simulated_breach_raises_and_clears_an_alarm(
 
 
 def _count(db: psycopg.Connection, sensor: str) -> int:
-    return int(db.execute("SELECT count(*) FROM anomalies WHERE sensor_id = %s", (sensor,)).fetchone()[0])
+    return int(
+        db.execute("SELECT count(*) FROM anomalies WHERE sensor_id = %s", (sensor,)).fetchone()[0]
+    )
 
 
 def test_api_requires_a_token_and_a_role(service_factory: ServiceFactory) -> None:
@@ -129,7 +161,9 @@ def test_api_requires_a_token_and_a_role(service_factory: ServiceFactory) -> Non
     denied = httpx.post(f"{base}/alarms/x:HH/ack", headers=viewer, json={})
     assert denied.status_code == 403
     assert "operator" in denied.json()["detail"]
-    missing = httpx.post(f"{base}/alarms/x:HH/ack", headers={"Authorization": f"Bearer {OPERATOR}"}, json={})
+    missing = httpx.post(
+        f"{base}/alarms/x:HH/ack", headers={"Authorization": f"Bearer {OPERATOR}"}, json={}
+    )
     assert missing.status_code == 404
 
 

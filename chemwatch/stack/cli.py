@@ -55,15 +55,24 @@ def _services_arg(text: str) -> list[str]:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--home", type=Path, default=None, metavar="DIR",
+        "--home",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help=f"where the stack keeps its files (default: ${HOME_ENV} or ./.chemwatch)",
     )
     parser.add_argument(
-        "--config", type=Path, default=None, metavar="FILE",
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
         help="YAML config file with ports and credentials (default: $CHEMWATCH_CONFIG)",
     )
     parser.add_argument(
-        "--only", type=_services_arg, default=None, metavar="SERVICES",
+        "--only",
+        type=_services_arg,
+        default=None,
+        metavar="SERVICES",
         help=f"comma-separated subset of {','.join(SERVICE_NAMES)} (default: all)",
     )
 
@@ -71,7 +80,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``up``/``down``/``status`` sub-commands to ``parser``."""
     commands = parser.add_subparsers(
-        dest="stack_command", metavar="{up,down,status}", required=True,
+        dest="stack_command",
+        metavar="{up,down,status}",
+        required=True,
     )
     for name, (summary, description) in _COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=description)
@@ -86,7 +97,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     int it returns.
     """
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "stack", help="run Mosquitto, PostgreSQL and Kafka locally (up/down/status)",
+        "stack",
+        help="run Mosquitto, PostgreSQL and Kafka locally (up/down/status)",
         description=_DESCRIPTION,
     )
     configure(parser)

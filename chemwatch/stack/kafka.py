@@ -124,7 +124,9 @@ async def _roundtrip(bootstrap: str, timeout_s: float) -> None:
     payload = uuid.uuid4().hex.encode()
     request_ms = max(1000, int(timeout_s * 1000))
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, client_id="chemwatch-stack-health", acks="all",
+        bootstrap_servers=bootstrap,
+        client_id="chemwatch-stack-health",
+        acks="all",
         request_timeout_ms=request_ms,
     )
     await producer.start()
@@ -136,8 +138,11 @@ async def _roundtrip(bootstrap: str, timeout_s: float) -> None:
         await producer.stop()
     partition = TopicPartition(HEALTH_TOPIC, meta.partition)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, client_id="chemwatch-stack-health", group_id=None,
-        enable_auto_commit=False, request_timeout_ms=request_ms,
+        bootstrap_servers=bootstrap,
+        client_id="chemwatch-stack-health",
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=request_ms,
     )
     await consumer.start()
     try:
@@ -264,8 +269,14 @@ class Kafka(Service):
         log = self.dir / "maven.log"
         self.note(f"downloading Kafka {version} jars with Maven (first start only) ...")
         argv = [
-            mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(pom),
-            "dependency:copy-dependencies", f"-DoutputDirectory={staging}",
+            mvn,
+            "-B",
+            "-q",
+            "-Dstyle.color=never",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
             "-DincludeScope=runtime",
         ]
         with log.open("ab") as out:
@@ -273,8 +284,13 @@ class Kafka(Service):
             out.flush()
             try:
                 done = subprocess.run(
-                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    cwd=self.config_dir, timeout=MAVEN_TIMEOUT_S, check=False,
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.config_dir,
+                    timeout=MAVEN_TIMEOUT_S,
+                    check=False,
                 )
             except subprocess.TimeoutExpired as exc:
                 raise StackError(
@@ -295,17 +311,27 @@ class Kafka(Service):
             return
         self.note(f"formatting Kafka storage in {self.data_dir} ...")
         argv = [
-            java, "-cp", self._classpath(),
+            java,
+            "-cp",
+            self._classpath(),
             f"-Dlog4j2.configurationFile={self.config_dir / 'log4j2.properties'}",
-            "kafka.tools.StorageTool", "format", "-t", new_cluster_id(),
-            "-c", str(self.server_properties),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            new_cluster_id(),
+            "-c",
+            str(self.server_properties),
         ]
         with self.log_path.open("ab") as out:
             out.write(f"\n=== chemwatch stack: {' '.join(argv)}\n".encode())
             out.flush()
             done = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                timeout=FORMAT_TIMEOUT_S, check=False,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=FORMAT_TIMEOUT_S,
+                check=False,
             )
         if done.returncode != 0:
             raise StackError(
@@ -331,8 +357,12 @@ class Kafka(Service):
         )
         self.server_properties.write_text(
             render_server_properties(
-                self.host, self.port, self.stack.kafka_controller_port, self.data_dir,
-                partitions=kafka.partitions, replication_factor=kafka.replication_factor,
+                self.host,
+                self.port,
+                self.stack.kafka_controller_port,
+                self.data_dir,
+                partitions=kafka.partitions,
+                replication_factor=kafka.replication_factor,
             )
         )
         self._format(java)
@@ -349,7 +379,8 @@ class Kafka(Service):
                 "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={log4j}",
                 f"-Dkafka.logs.dir={self.dir}",
-                "-cp", self._classpath(),
+                "-cp",
+                self._classpath(),
                 "kafka.Kafka",
                 str(self.server_properties),
             ],
@@ -361,4 +392,3 @@ class Kafka(Service):
         if not port_open(self.host, self.port):
             raise NotReady(f"nothing listens on {self.host}:{self.port} yet")
         kafka_roundtrip(f"{self.host}:{self.port}", timeout_s)
-

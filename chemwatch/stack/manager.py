@@ -21,6 +21,7 @@ from chemwatch.stack.service import NotReady, Service
 from chemwatch.stack.system import (
     describe_port_conflict,
     display_path,
+    port_holder,
     port_in_use,
     port_owner,
     tail,
@@ -113,8 +114,11 @@ def _locked(home: Path, err: TextIO) -> Iterator[None]:
                         f"another `chemwatch stack` command holds {home / '.lock'}"
                     ) from None
                 if not told:
-                    print(f"waiting for another `chemwatch stack` command on {home} ...",
-                          file=err, flush=True)
+                    print(
+                        f"waiting for another `chemwatch stack` command on {home} ...",
+                        file=err,
+                        flush=True,
+                    )
                     told = True
                 time.sleep(0.2)
         try:
@@ -183,13 +187,16 @@ def _wait_healthy(
             except NotReady as exc:
                 reason = str(exc)
             if time.monotonic() >= deadline:
-                raise StackError(
-                    _failure(
-                        service,
-                        f"not healthy within {service.start_timeout_s:.0f} s "
-                        f"(last check: {reason})",
-                    )
+                summary = (
+                    f"not healthy within {service.start_timeout_s:.0f} s (last check: {reason})"
                 )
+                if child is None:
+                    # Ours but started earlier, possibly with other ports or credentials.
+                    summary += (
+                        f"; it was already running as pid {pid}: if the settings changed, "
+                        "run `chemwatch stack down` first"
+                    )
+                raise StackError(_failure(service, summary))
             progress.update(service.name, time.monotonic() - started, reason)
             time.sleep(0.5)
         service.bootstrap()
@@ -202,14 +209,21 @@ def _wait_healthy(
         progress.clear()
 
 
-def _adopt_orphan(service: Service) -> int | None:
-    """Our daemon running without its PID file (deleted by hand): record it again."""
+def _find_orphan(service: Service) -> int | None:
+    """PID of our daemon running without its PID file (deleted by hand), if any."""
     for endpoint in service.endpoints():
         owner = port_owner(endpoint.port)
         if owner is not None and service.matches(owner[1]):
-            process.write_pid(service.pid_path, owner[0])
             return owner[0]
     return None
+
+
+def _adopt_orphan(service: Service) -> int | None:
+    """Record an orphan found by :func:`_find_orphan` again, so ``down`` can stop it."""
+    pid = _find_orphan(service)
+    if pid is not None:
+        process.write_pid(service.pid_path, pid)
+    return pid
 
 
 def up(
@@ -237,11 +251,11 @@ def up(
     failures: list[str] = []
     progress = _Progress(err)
     with _locked(stack.home, err):
-        pending: list[tuple[Service, int, subprocess.Popen[bytes] | None, float]] = []
+        pending: list[tuple[Service, int, subprocess.Popen[bytes] | None]] = []
         for service in services:
             pid = process.running_pid(service.pid_path, service.matches) or _adopt_orphan(service)
             if pid is not None:
-                pending.append((service, pid, None, 0.0))
+                pending.append((service, pid, None))
                 continue
             process.remove_pid(service.pid_path)  # dead, or a recycled PID of something else
             try:
@@ -251,18 +265,21 @@ def up(
                             describe_port_conflict(endpoint.host, endpoint.port, service.name)
                         )
                 launch = service.prepare()
-                spawned_at = time.monotonic()
                 spawned = process.start_daemon(
-                    launch.argv, log_path=service.log_path, pid_path=service.pid_path,
-                    cwd=launch.cwd, env=launch.env, user=launch.user,
+                    launch.argv,
+                    log_path=service.log_path,
+                    pid_path=service.pid_path,
+                    cwd=launch.cwd,
+                    env=launch.env,
+                    user=launch.user,
                 )
             except (StackError, OSError) as exc:
                 message = str(exc) if isinstance(exc, StackError) else f"{service.name}: {exc}"
                 failures.append(message)
                 continue
-            pending.append((service, spawned.pid, spawned, spawned_at))
+            pending.append((service, spawned.pid, spawned))
 
-        for service, pid, child, spawned_at in pending:
+        for service, pid, child in pending:
             try:
                 _wait_healthy(service, pid, child, progress)
             except StackError as exc:
@@ -270,16 +287,16 @@ def up(
                 if child is not None:
                     # Ours and half-started: leave nothing behind that the next `up`
                     # would mistake for a running service.
-                    process.stop(service.pid_path, service.matches,
-                                 sig=service.stop_signal, timeout_s=10.0)
+                    process.stop(
+                        service.pid_path, service.matches, sig=service.stop_signal, timeout_s=10.0
+                    )
                 continue
             if child is None:
-                report = ServiceReport(service.name, "already running", service.address(), pid,
-                                       service.log_path)
+                report = ServiceReport(
+                    service.name, "already running", service.address(), pid, service.log_path
+                )
             else:
-                took = time.monotonic() - spawned_at
-                report = ServiceReport(service.name, "up", service.address(), pid,
-                                       service.log_path, detail=f"started in {took:.1f} s")
+                report = ServiceReport(service.name, "up", service.address(), pid, service.log_path)
             reports.append(report)
             print(report.line(), file=out, flush=True)
     if failures:
@@ -309,18 +326,25 @@ def down(
     with _locked(stack.home, err):
         for service in reversed(services):
             try:
-                result = process.stop(service.pid_path, service.matches,
-                                      sig=service.stop_signal, timeout_s=service.stop_timeout_s)
+                result = process.stop(
+                    service.pid_path,
+                    service.matches,
+                    sig=service.stop_signal,
+                    timeout_s=service.stop_timeout_s,
+                )
             except OSError as exc:
                 failures.append(f"{service.name}: could not stop: {exc}")
                 continue
             if result.outcome == "stopped":
                 detail = "killed after timeout" if result.killed else ""
-                report = ServiceReport(service.name, "stopped", service.address(), result.pid,
-                                       detail=detail)
+                report = ServiceReport(
+                    service.name, "stopped", service.address(), result.pid, detail=detail
+                )
             elif result.outcome == "stale pid file":
                 report = ServiceReport(
-                    service.name, "not running", service.address(),
+                    service.name,
+                    "not running",
+                    service.address(),
                     detail=f"removed stale pid file: pid {result.pid} is not {service.name}",
                 )
             else:
@@ -348,25 +372,43 @@ def status(
     reports: list[ServiceReport] = []
     for service in _services(stack, settings, select_services(only), err):
         pid = process.running_pid(service.pid_path, service.matches)
-        if pid is None:
+        orphan = _find_orphan(service) if pid is None else None
+        if pid is None and orphan is None:
             detail = ""
             for endpoint in service.endpoints():
                 if port_in_use(endpoint.host, endpoint.port):
-                    detail = describe_port_conflict(endpoint.host, endpoint.port, service.name)
-                    detail = detail.split(": ", 1)[1].split(";")[0]
+                    detail = f"port {endpoint.port} is held by {port_holder(endpoint.port)}"
                     break
-            report = ServiceReport(service.name, "stopped", service.address(), detail=detail,
-                                   ok=False)
+            report = ServiceReport(
+                service.name, "stopped", service.address(), detail=detail, ok=False
+            )
+        elif pid is None:
+            report = ServiceReport(
+                service.name,
+                "running",
+                service.address(),
+                orphan,
+                service.log_path,
+                detail="pid file missing; `stack up` records it again",
+            )
         else:
             try:
                 service.ready(STATUS_PROBE_TIMEOUT_S)
                 service.check()
             except NotReady as exc:
-                report = ServiceReport(service.name, "unhealthy", service.address(), pid,
-                                       service.log_path, detail=str(exc), ok=False)
+                report = ServiceReport(
+                    service.name,
+                    "unhealthy",
+                    service.address(),
+                    pid,
+                    service.log_path,
+                    detail=str(exc),
+                    ok=False,
+                )
             else:
-                report = ServiceReport(service.name, "running", service.address(), pid,
-                                       service.log_path)
+                report = ServiceReport(
+                    service.name, "running", service.address(), pid, service.log_path
+                )
         reports.append(report)
         print(report.line(), file=out, flush=True)
     return reports

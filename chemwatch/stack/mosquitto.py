@@ -38,8 +38,8 @@ def render_mosquitto_conf(
         f"listener {port} {host}",
         "",
         "persistence true",
-        # Mosquitto concatenates location and file name, so the trailing slash matters.
-        f"persistence_location {data_dir}/",
+        # Mosquitto 2.0 joins location and file name with "/" itself.
+        f"persistence_location {data_dir}",
         "persistence_file mosquitto.db",
         "autosave_interval 1",
         "autosave_on_changes false",
@@ -51,9 +51,9 @@ def render_mosquitto_conf(
         "queue_qos0_messages false",
         "set_tcp_nodelay true",
         "",
-        # stdout is our log file, opened before the process starts, so this works for
-        # whichever account the broker runs as.
-        "log_dest stdout",
+        # stderr is our log file, opened before the process starts, so this works for
+        # whichever account the broker runs as; stdout would be block-buffered.
+        "log_dest stderr",
         "log_type error",
         "log_type warning",
         "log_type notice",
@@ -197,7 +197,10 @@ class Mosquitto(Service):
         with os.fdopen(fd, "w") as handle:
             handle.write(f"{mqtt.username}:{password}\n")
         done = subprocess.run(
-            [tool, "-U", str(path)], capture_output=True, text=True, check=False,
+            [tool, "-U", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
             stdin=subprocess.DEVNULL,
         )
         if done.returncode != 0:

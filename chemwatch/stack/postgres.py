@@ -140,19 +140,33 @@ class Postgres(Service):
     def _initdb(self, bindir: Path, data: Path, user: Account | None) -> None:
         self.note(f"initialising a PostgreSQL cluster in {data} ...")
         argv = [
-            str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            SUPERUSER,
             # Local socket: trust, but the socket directory is 0700, so only the server's
             # account (and root) can reach it. TCP: passwords, scram only.
-            "--auth-local=trust", "--auth-host=scram-sha-256",
-            "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-instructions",
         ]
         with self.log_path.open("ab") as log:
             log.write(f"\n=== chemwatch stack: {' '.join(argv)}\n".encode())
             log.flush()
             done = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=data, env=daemon_env(user), check=False,
-                user=user.uid if user else None, group=user.gid if user else None,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=data,
+                env=daemon_env(user),
+                check=False,
+                user=user.uid if user else None,
+                group=user.gid if user else None,
                 extra_groups=[] if user else None,
             )
         if done.returncode != 0:
@@ -183,7 +197,9 @@ class Postgres(Service):
         chown(data / CONF_NAME, user)
         return Launch(
             [str(bindir / "postgres"), "-D", str(data)],
-            cwd=data, env=daemon_env(user), user=user,
+            cwd=data,
+            env=daemon_env(user),
+            user=user,
         )
 
     def _superuser_conninfo(self) -> str:

@@ -62,13 +62,16 @@ def apt_install(packages: Sequence[str], log: Path) -> None:
             out.write(f"$ {' '.join(argv)}\n".encode())
             out.flush()
             done = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=env, check=False,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                check=False,
             )
             if done.returncode != 0:
                 raise StackError(
-                    f"`{' '.join(argv)}` failed (exit {done.returncode}); see {log}:\n"
-                    + tail(log)
+                    f"`{' '.join(argv)}` failed (exit {done.returncode}); see {log}:\n" + tail(log)
                 )
             if argv[1] == "update":
                 _apt_updated = True
@@ -94,8 +97,13 @@ def can_use_dir_as(user: Account, path: Path) -> bool:
     # os.access answers for the real uid (root), so ask a process running as the user.
     done = subprocess.run(
         ["test", "-w", str(path), "-a", "-x", str(path)],
-        user=user.uid, group=user.gid, extra_groups=[], cwd="/",
-        stdin=subprocess.DEVNULL, capture_output=True, check=False,
+        user=user.uid,
+        group=user.gid,
+        extra_groups=[],
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
     )
     return done.returncode == 0
 
@@ -171,15 +179,19 @@ def port_owner(port: int) -> tuple[int, list[str]] | None:
     return None
 
 
-def describe_port_conflict(host: str, port: int, service: str) -> str:
-    """A message naming the port ``service`` needs and, if known, who holds it."""
+def port_holder(port: int) -> str:
+    """``pid N (command line)`` of whoever listens on ``port``, or ``another process``."""
     owner = port_owner(port)
-    holder = (
-        f" by pid {owner[0]} ({' '.join(owner[1])[:120]})" if owner else " by another process"
-    )
+    if owner is None:
+        return "another process"
+    return f"pid {owner[0]} ({' '.join(owner[1])[:120]})"
+
+
+def describe_port_conflict(host: str, port: int, service: str) -> str:
+    """A message naming the port ``service`` needs and who holds it."""
     return (
-        f"{service}: port {host}:{port} is already in use{holder}, which is not ours; "
-        f"stop it or choose another port in the config file"
+        f"{service}: port {host}:{port} is already in use by {port_holder(port)}, which is "
+        "not ours; stop it or choose another port in the config file"
     )
 
 

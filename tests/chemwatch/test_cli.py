@@ -10,8 +10,18 @@ import pytest
 from chemwatch.cli import build_parser
 
 COMMANDS = [
-    [], ["stack"], ["stack", "up"], ["stack", "down"], ["stack", "status"],
-    ["ingest"], ["detect"], ["alerting"], ["simulate"], ["demo"], ["db"], ["db", "migrate"],
+    [],
+    ["stack"],
+    ["stack", "up"],
+    ["stack", "down"],
+    ["stack", "status"],
+    ["ingest"],
+    ["detect"],
+    ["alerting"],
+    ["simulate"],
+    ["demo"],
+    ["db"],
+    ["db", "migrate"],
 ]
 
 
@@ -26,7 +36,10 @@ def test_help_at_every_level(command: list[str], capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize("package", ["ingest", "detectors", "alerting", "simulators", "chemwatch"])
 def test_python_dash_m_entry_points(package: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", package, "--help"], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", package, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -38,7 +51,10 @@ def test_bad_config_is_one_clear_line_and_exit_2(tmp_path: pytest.TempPathFactor
     cfg.write_text("mqtt:\n  port: nope\n")
     result = subprocess.run(
         [sys.executable, "-m", "ingest", "--config", str(cfg)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert f"error: {cfg}: mqtt.port:" in result.stderr

@@ -13,10 +13,19 @@ from common.conditions import (
 def make_event(state: str = "active") -> ConditionEvent:
     occ = occurrence_id("TK101", "TK101-PT-01", "HH", 1_700_000_000_000_000_000)
     return ConditionEvent(
-        event_id=event_id(occ, state), occurrence_id=occ, state=state,  # type: ignore[arg-type]
-        site="s", unit="TK101", sensors=("TK101-PT-01",), condition="HH", severity="high",
-        value=16.2, threshold=15.5, detector="limits",
-        ts=datetime(2026, 1, 1, tzinfo=UTC), activated_at=datetime(2026, 1, 1, tzinfo=UTC),
+        event_id=event_id(occ, state),
+        occurrence_id=occ,
+        state=state,  # type: ignore[arg-type]
+        site="s",
+        unit="TK101",
+        sensors=("TK101-PT-01",),
+        condition="HH",
+        severity="high",
+        value=16.2,
+        threshold=15.5,
+        detector="limits",
+        ts=datetime(2026, 1, 1, tzinfo=UTC),
+        activated_at=datetime(2026, 1, 1, tzinfo=UTC),
         explanation="x",
     )
 

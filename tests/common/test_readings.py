@@ -11,8 +11,12 @@ def make_batch(n: int = 50) -> ReadingBatch:
     values = rng.normal(size=n)
     values[3] = np.nan
     return ReadingBatch.from_columns(
-        "TK-101", sensors, np.arange(n, dtype=np.int64) * 10**9, np.arange(n) + 5,
-        values, rng.integers(0, 3, n),
+        "TK-101",
+        sensors,
+        np.arange(n, dtype=np.int64) * 10**9,
+        np.arange(n) + 5,
+        values,
+        rng.integers(0, 3, n),
     )
 
 
@@ -35,7 +39,7 @@ def test_sensor_ids_are_dictionary_encoded() -> None:
 
 def test_garbage_is_rejected_with_a_reason() -> None:
     with pytest.raises(BatchFormatError, match="not an Arrow IPC stream"):
-        decode_batch(b"{\"value\": 1}")
+        decode_batch(b'{"value": 1}')
 
 
 def test_other_arrow_payloads_are_rejected() -> None:

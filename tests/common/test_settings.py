@@ -51,7 +51,7 @@ def test_bad_value_in_file_names_file_key_and_problem(tmp_path: Path) -> None:
 
 
 def test_bad_value_in_environment_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="environment variable CHEMWATCH_MQTT__PORT: mqtt.port"):
+    with pytest.raises(ConfigError, match=r"environment variable CHEMWATCH_MQTT__PORT: mqtt\.port"):
         load_settings(BaseProcessSettings, environ={"CHEMWATCH_MQTT__PORT": "many"})
 
 

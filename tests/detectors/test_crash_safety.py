@@ -35,7 +35,9 @@ def totals(db: psycopg.Connection) -> tuple[int, float]:
 
 
 def test_kill_before_commit_loses_and_duplicates_nothing(
-    isolation: Isolation, service_factory: ServiceFactory, publisher: Publisher,
+    isolation: Isolation,
+    service_factory: ServiceFactory,
+    publisher: Publisher,
     db: psycopg.Connection,
 ) -> None:
     ingest = service_factory("ingest")

@@ -47,8 +47,14 @@ def run_vectorised(det: LimitDetector, readings: list[tuple[int, int, float, int
     s, t, v, q = (np.array(c) for c in zip(*readings, strict=True))
     found = det.process(s.astype(np.int64), t.astype(np.int64), v.astype(float), q.astype(np.uint8))
     return [
-        (int(found.sensor[i]), LEVELS[found.level[i]], bool(found.active[i]),
-         int(found.ts_ns[i]), float(found.value[i]), int(found.activated_ns[i]))
+        (
+            int(found.sensor[i]),
+            LEVELS[found.level[i]],
+            bool(found.active[i]),
+            int(found.ts_ns[i]),
+            float(found.value[i]),
+            int(found.activated_ns[i]),
+        )
         for i in range(len(found))
     ]
 
@@ -70,9 +76,7 @@ EDGES = sorted(
 reading = st.tuples(
     st.integers(0, N_SENSORS - 1),
     st.integers(1, 60),  # few distinct times: duplicates and disorder are common
-    st.one_of(
-        st.sampled_from(EDGES), st.floats(-10, 110, allow_nan=False), st.just(float("nan"))
-    ),
+    st.one_of(st.sampled_from(EDGES), st.floats(-10, 110, allow_nan=False), st.just(float("nan"))),
     st.sampled_from([0, 0, 0, 1, BAD_QUALITY]),
 )
 

@@ -57,14 +57,22 @@ def test_timestamp_forms(ts: object, expected_ns: int) -> None:
 
 def test_batch_keeps_good_readings_and_rejects_bad_ones_individually() -> None:
     topic = f"{PREFIX}/haibin-terminal/TK101"
-    out = parse(topic, {"readings": [
-        {"sensor": "TK101-PT-01", "ts": NOW_MS, "value": 7.0},
-        {"sensor": "TK101-PT-01", "ts": NOW_MS, "value": "high"},
-        {"sensor": "TK101-TT-01", "ts": NOW_MS, "value": 21.5},
-        {"sensor": "TK201-PT-01", "ts": NOW_MS, "value": 7.0},
-    ]})
+    out = parse(
+        topic,
+        {
+            "readings": [
+                {"sensor": "TK101-PT-01", "ts": NOW_MS, "value": 7.0},
+                {"sensor": "TK101-PT-01", "ts": NOW_MS, "value": "high"},
+                {"sensor": "TK101-TT-01", "ts": NOW_MS, "value": 21.5},
+                {"sensor": "TK201-PT-01", "ts": NOW_MS, "value": 7.0},
+            ]
+        },
+    )
     assert [r.sensor.id for r in out.sensor] == ["TK101-PT-01", "TK101-TT-01"]
-    assert [(r.reason, r.index) for r in out.rejections] == [("wrong_type", 1), ("topic_mismatch", 3)]
+    assert [(r.reason, r.index) for r in out.rejections] == [
+        ("wrong_type", 1),
+        ("topic_mismatch", 3),
+    ]
 
 
 GOOD = {"ts": NOW_MS, "value": 7.0}

@@ -1,0 +1,50 @@
+# The README's commands. `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: setup demo test unit integration lint format stack-up stack-down stack-status bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup            ## simulated plant through the whole pipeline, alarms on screen
+	$(BIN)/chemwatch demo
+
+test: setup lint       ## the full suite (unit + integration) against the real services
+	$(BIN)/chemwatch stack up
+	$(BIN)/pytest
+
+unit: setup            ## unit tests only: nothing needs to run
+	$(BIN)/pytest -m "not integration"
+
+integration: setup
+	$(BIN)/chemwatch stack up
+	$(BIN)/pytest -m integration
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy common
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+stack-up: setup
+	$(BIN)/chemwatch stack up
+
+stack-down: setup
+	$(BIN)/chemwatch stack down
+
+stack-status: setup
+	$(BIN)/chemwatch stack status
+
+clean: stack-down
+	rm -rf .chemwatch
