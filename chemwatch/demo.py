@@ -127,12 +127,16 @@ def _watch(token: str, procs: dict[str, subprocess.Popen[bytes]], duration: floa
 
 def _print_changes(client: httpx.Client, seen: dict[str, str], elapsed: float) -> None:
     try:
-        alarms: list[dict[str, Any]] = client.get("/alarms", params={"all": "true"}).json()
+        response = client.get("/alarms", params={"all": "true"})
+        alarms: list[dict[str, Any]] = response.json() if response.status_code == 200 else []
     except (httpx.HTTPError, ValueError):
         return  # alerting still starting
+    first_look = not seen
     for a in alarms:
         if seen.get(a["alarm_id"]) != a["state"]:
             seen[a["alarm_id"]] = a["state"]
+            if first_look and a["state"] == "NORMAL":
+                continue  # history of an earlier run, nothing to see
             print(
                 f"[{elapsed:5.0f}s] {a['state']:<6} {a['severity']:<8} {a['unit_id']:<12} "
                 f"{a['explanation']}",
