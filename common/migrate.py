@@ -1,10 +1,17 @@
-"""Versioned SQL migrations: applied in order, recorded, safe to run concurrently."""
+"""Versioned SQL migrations: applied in order, recorded, safe to run concurrently.
+
+A migration is ``NNNN_name.sql``, or a pair ``NNNN_name.timescale.sql`` /
+``NNNN_name.postgres.sql`` when TimescaleDB and plain PostgreSQL need different DDL
+for the same tables and views. Migration 0002 creates the timescaledb extension when
+the server has it; the flavour of every later pair follows from that.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 from importlib import resources
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -13,23 +20,46 @@ from common.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
+Flavour = Literal["timescale", "postgres"]
+FLAVOURS: tuple[Flavour, ...] = ("timescale", "postgres")
+
 # Any constant will do as long as every ChemWatch process uses the same one.
 _LOCK_KEY = 0x43_48_45_4D  # "CHEM"
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(timescale|postgres))?\.sql$")
 
 
-def available() -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of every migration shipped with the package, in order."""
-    found = []
+def available(flavour: Flavour = "postgres") -> list[tuple[int, str, str]]:
+    """(version, name, SQL) of every migration shipped with the package, in order.
+
+    Where a version has a ``.timescale`` / ``.postgres`` pair, the ``flavour`` one is taken.
+    """
+    common: dict[int, tuple[str, str]] = {}
+    variant: dict[int, tuple[str, str]] = {}
     for entry in resources.files("common.migrations").iterdir():
         match = _NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), match.group(2), entry.read_text("utf-8")))
-    return sorted(found)
+        if not match:
+            continue
+        version, name, kind = int(match.group(1)), match.group(2), match.group(3)
+        if kind is None:
+            common[version] = (name, entry.read_text("utf-8"))
+        elif kind == flavour:
+            variant[version] = (name, entry.read_text("utf-8"))
+    chosen = common | variant
+    return [(v, *chosen[v]) for v in sorted(chosen)]
+
+
+def flavour_of(conn: psycopg.Connection[Any]) -> Flavour:
+    """``timescale`` when the timescaledb extension is installed in this database."""
+    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    return "timescale" if row else "postgres"
 
 
 def migrate(database: DatabaseSettings) -> list[int]:
-    """Apply pending migrations to the configured schema; return the versions applied."""
+    """Apply pending migrations to the configured schema; return the versions applied.
+
+    Afterwards storage_maintain() runs (partitions ahead, retention), so every service
+    start also keeps the time partitions in shape.
+    """
     applied: list[int] = []
     with psycopg.connect(database.conninfo(), autocommit=True) as conn:
         # A session lock serialises concurrent starters (CREATE SCHEMA IF NOT EXISTS
@@ -46,9 +76,11 @@ def migrate(database: DatabaseSettings) -> list[int]:
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for version, name, text in available():
+            for version, name, _text in available():
                 if version in done:
                     continue
+                # The extension may have been created by the previous migration.
+                text = {v: t for v, _n, t in available(flavour_of(conn))}[version]
                 with conn.transaction():
                     conn.execute(text.encode())
                     conn.execute(
@@ -59,6 +91,14 @@ def migrate(database: DatabaseSettings) -> list[int]:
                     "applied migration %04d_%s to schema %s", version, name, database.db_schema
                 )
                 applied.append(version)
+            for line in maintain(conn):
+                log.info("storage maintenance in %s: %s", database.db_schema, line)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
+
+
+def maintain(conn: psycopg.Connection[Any]) -> list[str]:
+    """Run storage_maintain() (retention, partitions ahead); one line per action taken."""
+    with conn.transaction():
+        return [str(r[0]) for r in conn.execute("SELECT storage_maintain()")]

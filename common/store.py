@@ -1,8 +1,10 @@
 """Writes of the detector workers: readings, anomalies, offsets and state, in one transaction.
 
 Readings go in with binary COPY into a staging table and then
-``INSERT ... ON CONFLICT DO NOTHING``, so a replayed batch adds nothing and COPY
-speed is kept.
+``ingest_staged_readings()`` (migration 0004): ``INSERT ... ON CONFLICT DO NOTHING``
+into ``readings``, so a replayed batch adds nothing and COPY speed is kept; on plain
+PostgreSQL the same statement folds the rows actually inserted into the rollup tables
+``readings_1m`` / ``readings_1h`` (TimescaleDB's continuous aggregates do that there).
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def write_readings(
             "FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.write(payload)
-        cur.execute(f"INSERT INTO readings SELECT * FROM {_STAGE} ON CONFLICT DO NOTHING")
-        inserted = cur.rowcount
+        row = cur.execute("SELECT ingest_staged_readings()").fetchone()
+        inserted = int(row[0]) if row else 0
         cur.execute(f"TRUNCATE {_STAGE}")
     return inserted
 

@@ -1,15 +1,6 @@
 -- Core tables of the pipeline. Every statement is idempotent.
 
-CREATE TABLE IF NOT EXISTS readings (
-    time         timestamptz      NOT NULL,
-    sensor_id    text             NOT NULL,
-    unit_id      text             NOT NULL,
-    value        double precision,            -- NULL when the source sent no usable value
-    quality      smallint         NOT NULL DEFAULT 0,  -- 0 good, 1 uncertain, 2 bad
-    ingest_time  timestamptz      NOT NULL,
-    PRIMARY KEY (sensor_id, time)             -- replays are ignored, never duplicated
-);
-CREATE INDEX IF NOT EXISTS readings_time_idx ON readings (time DESC);
+-- readings and their rollups: 0004 (TimescaleDB or partitioned PostgreSQL).
 
 -- Condition transitions found by the detectors; also the outbox for the
 -- `conditions` topic (published = false until Kafka has acknowledged it).

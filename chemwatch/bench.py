@@ -1,0 +1,14 @@
+"""``chemwatch bench``: benchmarks (commands, not tests) that print a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+
+from chemwatch import bench_storage
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``bench`` and one subcommand per benchmarked area."""
+    bench = sub.add_parser("bench", help="benchmarks", description=__doc__)
+    areas = bench.add_subparsers(dest="bench_area", required=True, metavar="AREA")
+    bench_storage.add_parser(areas)
