@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup demo test unit integration lint format stack-up stack-down stack-status bench clean
+.PHONY: setup demo test unit integration lint format stack-up stack-down stack-status bench clean \
+	pglite promtool
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +18,14 @@ setup: $(STAMP)
 demo: setup            ## simulated plant through the whole pipeline, alarms on screen
 	$(BIN)/chemwatch demo
 
-test: setup lint       ## the full suite (unit + integration) against the real services
+test: setup lint pglite promtool  ## the full suite (unit + integration) against the real services
 	$(BIN)/chemwatch stack up
 	$(BIN)/pytest
 
 unit: setup            ## unit tests only: nothing needs to run
 	$(BIN)/pytest -m "not integration"
 
-integration: setup
+integration: setup pglite promtool
 	$(BIN)/chemwatch stack up
 	$(BIN)/pytest -m integration
 
@@ -48,3 +49,18 @@ stack-status: setup
 
 clean: stack-down
 	rm -rf .chemwatch
+
+# TimescaleDB cannot be installed here: its migrations and the dashboards' queries are
+# proven on PGlite + TimescaleDB (WASM, run by Node) from deploy/pglite.
+PGLITE := deploy/pglite/node_modules/.package-lock.json
+$(PGLITE): deploy/pglite/package.json deploy/pglite/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: the TimescaleDB (PGlite) tests will skip"; exit 0; }; \
+	cd deploy/pglite && npm ci --no-audit --no-fund --loglevel=error
+pglite: $(PGLITE)
+
+# promtool (Debian package `prometheus`) checks every PromQL expression of the dashboards.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	  else echo "promtool missing: run 'apt-get install prometheus' as root (the PromQL test skips)"; fi; }

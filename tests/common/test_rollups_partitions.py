@@ -1,0 +1,190 @@
+"""Plain PostgreSQL storage: rollups from the write path, partitions, retention."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import psycopg
+import pytest
+
+from common import store
+from common.migrate import migrate
+from common.settings import BaseProcessSettings
+from tests.fixtures.services import Isolation, database
+
+pytestmark = pytest.mark.integration
+
+NS = 1_000_000_000
+SENSORS = ["S-1", "S-2", "S-3", "S-4"]
+
+
+def write(db: psycopg.Connection, ts_ns: np.ndarray, values: np.ndarray, codes: np.ndarray) -> int:
+    with db.transaction():
+        return store.write_readings(
+            db,
+            SENSORS,
+            codes,
+            ["U1"],
+            np.zeros(len(ts_ns), np.int64),
+            ts_ns,
+            ts_ns + 1000,
+            values,
+            np.where(np.isnan(values), 2, 0),
+        )
+
+
+def batch(start_ns: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n readings, 4 sensors round-robin, 7 s apart per sensor, some NaN."""
+    rng = np.random.default_rng(seed)
+    step = np.arange(n)
+    ts = start_ns + (step // 4) * 7 * NS
+    values = rng.normal(10, 3, n)
+    values[rng.random(n) < 0.05] = np.nan
+    return ts, values, step % 4
+
+
+ROLLUP_FROM_RAW = """
+SELECT time_bucket(%(width)s::interval, time) AS bucket, sensor_id, count(value),
+       sum(value), min(value), max(value),
+       (array_agg(value ORDER BY time DESC))[1], max(time)
+  FROM readings GROUP BY 1, 2 ORDER BY 2, 1
+"""
+ROLLUP_TABLE = """
+SELECT bucket, sensor_id, samples, value_sum, value_min, value_max, value_last, last_time
+  FROM {table} ORDER BY 2, 1
+"""
+
+
+def assert_rollups_match_raw(db: psycopg.Connection) -> None:
+    for table, width in (("readings_1m", "1 minute"), ("readings_1h", "1 hour")):
+        want = db.execute(ROLLUP_FROM_RAW, {"width": width}).fetchall()
+        got = db.execute(ROLLUP_TABLE.format(table=table)).fetchall()
+        assert len(got) == len(want) > 0, table
+        for g, w in zip(got, want, strict=True):
+            assert g[:3] == w[:3], (table, g, w)
+            assert g[3] == pytest.approx(w[3]), (table, g, w)
+            assert g[4:] == w[4:], (table, g, w)
+    avg = db.execute(
+        "SELECT bool_and(value_avg IS NOT DISTINCT FROM value_sum / NULLIF(samples, 0))"
+        " FROM readings_1m"
+    ).fetchone()[0]
+    assert avg
+
+
+def test_rollups_follow_the_write_path_and_ignore_replays(db: psycopg.Connection) -> None:
+    start = (time.time_ns() // (3600 * NS) - 3) * 3600 * NS  # 3 h ago, on the hour
+    ts, values, codes = batch(start, 6000, seed=1)
+    assert write(db, ts[:4000], values[:4000], codes[:4000]) == 4000
+    assert_rollups_match_raw(db)
+    # A replay overlapping half of the stored rows, plus new rows in the same buckets:
+    # only the 2000 new rows may change the rollups.
+    assert write(db, ts[2000:], values[2000:], codes[2000:]) == 2000
+    assert write(db, ts, values, codes) == 0  # full replay: nothing at all
+    assert_rollups_match_raw(db)
+    # Rows arriving out of order must not move `last` backwards.
+    late = ts[:8] - 3 * NS
+    assert write(db, late, np.full(8, 99.0), codes[:8]) == 8
+    assert_rollups_match_raw(db)
+
+
+def partitions(db: psycopg.Connection, parent: str) -> list[str]:
+    rows = db.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = %s::regclass ORDER BY 1",
+        (parent,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def day_suffix(ns: int) -> str:
+    return time.strftime("%Y%m%d", time.gmtime(ns / NS))
+
+
+def test_partitions_are_made_ahead_and_on_demand(db: psycopg.Connection) -> None:
+    now = time.time_ns()
+    made = partitions(db, "readings")
+    # migrate ran storage_maintain(): today and `ahead` (3 days) exist, plus the default.
+    for days in range(4):
+        assert f"readings_p{day_suffix(now + days * 86400 * NS)}" in made
+    assert "readings_default" in made
+    assert f"readings_1m_p{day_suffix(now)[:6]}" in partitions(db, "readings_1m")
+    # A batch 20 days back gets its partitions from the write path itself.
+    old = now - 20 * 86400 * NS
+    ts, values, codes = batch(old, 40, seed=2)
+    assert write(db, ts, values, codes) == 40
+    assert f"readings_p{day_suffix(old)}" in partitions(db, "readings")
+    in_default = db.execute("SELECT count(*) FROM readings_default").fetchone()[0]
+    assert in_default == 0
+
+
+def test_rows_outside_the_window_wait_in_the_default_partition(db: psycopg.Connection) -> None:
+    far = time.time_ns() + 10 * 86400 * NS  # beyond `ahead` (3 days)
+    ts, values, codes = batch(far, 20, seed=3)
+    assert write(db, ts, values, codes) == 20
+    assert db.execute("SELECT count(*) FROM readings_default").fetchone()[0] == 20
+    # Once the window reaches that day its partition is created and the rows move in.
+    db.execute("UPDATE storage_policy SET ahead = interval '12 days'")
+    lines = [r[0] for r in db.execute("SELECT storage_maintain()")]
+    assert any(line.startswith("created") for line in lines), lines
+    assert db.execute("SELECT count(*) FROM readings_default").fetchone()[0] == 0
+    part = f"readings_p{day_suffix(far)}"
+    assert db.execute(f"SELECT count(*) FROM {part}").fetchone()[0] == 20
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 20
+
+
+def test_retention_drops_old_partitions_and_keeps_rollups(db: psycopg.Connection) -> None:
+    now = time.time_ns()
+    old = now - 30 * 86400 * NS
+    ts, values, codes = batch(old, 40, seed=4)
+    assert write(db, ts, values, codes) == 40
+    ts, values, codes = batch(now - 3600 * NS, 40, seed=5)
+    assert write(db, ts, values, codes) == 40
+    db.execute("UPDATE storage_policy SET raw_keep = interval '10 days'")
+    lines = [r[0] for r in db.execute("SELECT storage_maintain()")]
+    assert f"dropped readings_p{day_suffix(old)}" in lines
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 40
+    # Rollups are kept for rollup_keep (2 years): the old minute buckets are still there.
+    assert db.execute(
+        "SELECT sum(samples) FROM readings_1m WHERE bucket < now() - interval '20 days'"
+    ).fetchone()[0] == int((~np.isnan(batch(old, 40, seed=4)[1])).sum())
+    # Nothing left to drop: a second run does nothing.
+    assert not [r[0] for r in db.execute("SELECT storage_maintain()") if "dropped" in r[0]]
+
+
+def test_a_schema_from_before_partitioning_keeps_its_rows(
+    stack: BaseProcessSettings, isolation: Isolation, db: psycopg.Connection
+) -> None:
+    schema = isolation.schema + "_legacy"
+    db.execute(f"CREATE SCHEMA {schema}")
+    db.execute(
+        f"CREATE TABLE {schema}.readings (time timestamptz NOT NULL, sensor_id text NOT NULL,"
+        " unit_id text NOT NULL, value double precision, quality smallint NOT NULL DEFAULT 0,"
+        " ingest_time timestamptz NOT NULL, PRIMARY KEY (sensor_id, time))"
+    )
+    db.execute(f"CREATE INDEX readings_time_idx ON {schema}.readings (time DESC)")
+    db.execute(
+        f"INSERT INTO {schema}.readings SELECT now() - i * interval '1 hour', 'S-1', 'U1', i, 0,"
+        " now() FROM generate_series(1, 100) i"
+    )
+    try:
+        migrate(database(stack, isolation).model_copy(update={"db_schema": schema}))
+        kind, count = db.execute(
+            f"SELECT (SELECT relkind FROM pg_class WHERE oid = '{schema}.readings'::regclass),"
+            f" (SELECT count(*) FROM {schema}.readings)"
+        ).fetchone()
+        assert (kind, count) == ("p", 100)
+    finally:
+        db.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_rollup_columns_match_the_timescaledb_views(db: psycopg.Connection) -> None:
+    from tests.common.test_timescale import ROLLUP_COLUMNS
+
+    for table in ("readings_1m", "readings_1h"):
+        cols = db.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+        assert tuple(c[0] for c in cols) == ROLLUP_COLUMNS, table
