@@ -5,9 +5,11 @@ schema (dropped afterwards), one transaction per batch as a detector worker does
 with batch sizes 1k/10k/100k. Methods (all but ``copy_direct`` ignore duplicates):
 
 - ``write_path``: common.store.write_readings - binary COPY into a temp staging table,
-  then ingest_staged_readings(): INSERT ... ON CONFLICT DO NOTHING, plus (plain
-  PostgreSQL) the incremental rollups of the rows actually inserted.
-- ``stage_insert``: the same without rollups (COPY to staging + INSERT ON CONFLICT).
+  stage_remove_stored() (drops rows already stored), then the same COPY straight into
+  readings under a savepoint, plus (plain PostgreSQL) the incremental rollups.
+- ``stage_upsert_rollups``: the exact fallback of the write path - COPY to staging,
+  then INSERT ... ON CONFLICT DO NOTHING RETURNING folded into the rollups.
+- ``stage_insert``: COPY to staging + INSERT ON CONFLICT DO NOTHING, no rollups.
 - ``stage_merge``: COPY to staging + MERGE ... WHEN NOT MATCHED THEN INSERT.
 - ``unnest_insert``: INSERT ... SELECT FROM unnest(<arrays>) ON CONFLICT DO NOTHING.
 - ``executemany``: INSERT ... ON CONFLICT DO NOTHING row by row (psycopg pipelines it);
@@ -41,6 +43,7 @@ from common.settings import BaseProcessSettings
 BATCHES = (1_000, 10_000, 100_000)
 METHODS = (
     "write_path",
+    "stage_upsert_rollups",
     "stage_insert",
     "stage_merge",
     "unnest_insert",
@@ -129,6 +132,16 @@ def write_path(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
     store.write_readings(conn, **b)
 
 
+def stage_upsert_rollups(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS readings_stage (LIKE readings INCLUDING DEFAULTS)"
+            " ON COMMIT DELETE ROWS"
+        )
+        _copy(cur, "readings_stage", _payload(b))
+        cur.execute("SELECT ingest_staged_readings()")
+
+
 def stage_insert(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
     with conn.cursor() as cur:
         _stage(cur, b)
@@ -189,6 +202,7 @@ def copy_direct(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
 
 WRITERS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any]], None]] = {
     "write_path": write_path,
+    "stage_upsert_rollups": stage_upsert_rollups,
     "stage_insert": stage_insert,
     "stage_merge": stage_merge,
     "unnest_insert": unnest_insert,

@@ -188,3 +188,39 @@ def test_rollup_columns_match_the_timescaledb_views(db: psycopg.Connection) -> N
             (table,),
         ).fetchall()
         assert tuple(c[0] for c in cols) == ROLLUP_COLUMNS, table
+
+
+def test_a_batch_with_a_key_twice_falls_back_to_the_exact_path(db: psycopg.Connection) -> None:
+    start = (time.time_ns() // (3600 * NS) - 1) * 3600 * NS
+    ts, values, codes = batch(start, 400, seed=6)
+    ts[10], codes[10] = ts[11], codes[11]  # the same (sensor, time) twice in one batch
+    assert write(db, ts, values, codes) == 399
+    assert_rollups_match_raw(db)
+    # A later batch whose rows another writer stored between the check and the COPY
+    # behaves the same: simulated by storing part of it first in the same transaction.
+    ts2, values2, codes2 = batch(start + 1800 * NS, 400, seed=7)
+    with db.transaction():
+        store.write_readings(
+            db,
+            SENSORS,
+            codes2[:50],
+            ["U1"],
+            np.zeros(50, np.int64),
+            ts2[:50],
+            ts2[:50],
+            values2[:50],
+            np.zeros(50, np.int16),
+        )
+        inserted = store.write_readings(
+            db,
+            SENSORS,
+            codes2,
+            ["U1"],
+            np.zeros(400, np.int64),
+            ts2,
+            ts2,
+            values2,
+            np.zeros(400, np.int16),
+        )
+    assert inserted == 350
+    assert_rollups_match_raw(db)
