@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from chemwatch import bench_storage
+from chemwatch import bench_dashboards, bench_storage
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -12,3 +12,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench = sub.add_parser("bench", help="benchmarks", description=__doc__)
     areas = bench.add_subparsers(dest="bench_area", required=True, metavar="AREA")
     bench_storage.add_parser(areas)
+    bench_dashboards.add_parser(areas)
