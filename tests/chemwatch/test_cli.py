@@ -22,6 +22,13 @@ COMMANDS = [
     ["demo"],
     ["db"],
     ["db", "migrate"],
+    ["db", "maintain"],
+    ["db", "retention"],
+    ["registry"],
+    ["registry", "sync"],
+    ["bench"],
+    ["bench", "storage"],
+    ["bench", "dashboards"],
 ]
 
 
