@@ -70,9 +70,9 @@ INSERT INTO {table} (bucket, sensor_id, unit_id, samples, value_sum, value_min, 
                      value_last, last_time)
 SELECT b, s.sensor_id, s.unit_id, %(per)s, %(per)s * 10.0, 8.0, 12.0, 10.0,
        b + %(width)s::interval - interval '10 seconds'
-  FROM sensors s,
-       generate_series(%(start)s::timestamptz, %(stop)s::timestamptz, %(width)s) b
- WHERE s.sensor_id >= %(lo)s AND s.sensor_id < %(hi)s
+  FROM generate_series(%(start)s::timestamptz, %(stop)s::timestamptz, %(width)s) b,
+       sensors s
+ ORDER BY b, s.sensor_id
 """
 
 ALARMS = """
@@ -122,23 +122,20 @@ def load(conn: psycopg.Connection[Any], args: argparse.Namespace) -> dict[str, A
     ]
     conn.execute("SELECT ensure_time_partitions(%s, %s)", (plans[0][1], now + timedelta(hours=1)))
     ids = [r[0] for r in conn.execute("SELECT sensor_id FROM sensors ORDER BY 1")]
-    chunks = [ids[i : i + 50] for i in range(0, len(ids), 50)]
+    # In time order, a window at a time, as the write path would have stored them
+    # (so the physical layout, and BRIN, look like a real history).
     for table, start, stop, width, per in plans:
-        for k, chunk in enumerate(chunks):
-            hi = chunks[k + 1][0] if k + 1 < len(chunks) else "sensor-~"
+        step = timedelta(days=1) if width == "1 hour" else timedelta(hours=2)
+        window = start
+        while window <= stop:
+            end = min(window + step - timedelta(minutes=1), stop)
             with conn.transaction():
                 conn.execute(
                     sql.SQL(ROLLUP).format(table=sql.Identifier(table)),
-                    {
-                        "per": per,
-                        "width": width,
-                        "start": start,
-                        "stop": stop,
-                        "lo": chunk[0],
-                        "hi": hi,
-                    },
+                    {"per": per, "width": width, "start": window, "stop": end},
                 )
-            _progress(f"{table}: sensors {k * 50 + len(chunk)}/{len(ids)}")
+            window += step
+            _progress(f"{table}: up to {min(window, stop):%Y-%m-%d %H:%M}")
     _load_raw(conn, ids, raw_start, now)
     for statement in ALARMS.split(";")[:-1]:
         conn.execute(statement, {"days": args.days})
