@@ -12,7 +12,11 @@ from common.service import HealthServer, setup_logging, stop_on_signals
 from ingest.bridge import Bridge
 from ingest.settings import IngestSettings
 
-_FLAGS = {"client_id": ("ingest", "client_id"), "share_group": ("ingest", "share_group")}
+_FLAGS = {
+    "client_id": ("ingest", "client_id"),
+    "share_group": ("ingest", "share_group"),
+    "auto_register": ("ingest", "auto_register"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--client-id", help="MQTT client id (unique per bridge)")
     parser.add_argument("--share-group", help="MQTT shared-subscription group ('' for none)")
+    parser.add_argument(
+        "--auto-register",
+        action="store_true",
+        default=None,
+        help="accept unknown sensors (flagged uncertain, counted, logged) instead of rejecting",
+    )
     parser.set_defaults(func=run)
 
 
@@ -38,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(settings: IngestSettings, registry: Registry) -> None:
     bridge = Bridge(settings, registry)
-    with HealthServer(settings.http.host, settings.http.port, bridge.healthy):
+    with HealthServer(settings.http.host, settings.http.port, bridge.healthy, bridge.health):
         await bridge.run(stop_on_signals())
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from common.registry import load_registry
-from ingest.parse import parse_message
+from ingest.batching import Batcher
+from ingest.parse_json import JsonContext, parse_json
+from ingest.rejection import Rejection
+from ingest.sensors import SensorTable
 from ingest.settings import IngestOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,17 +24,43 @@ NOW_NS = time.time_ns()
 NOW_MS = NOW_NS // 1_000_000
 
 
-def parse(topic: str, payload: bytes | str | dict) -> object:
+class Out:
+    """Accepted readings (flattened over units) and rejections of one parse."""
+
+    def __init__(self, batcher: Batcher, rejections: list[Rejection]) -> None:
+        self.rejections = rejections
+        self.unit: list[str] = []
+        self.sensor: list[str] = []
+        self.ts_ns: list[int] = []
+        self.value: list[float] = []
+        self.quality: list[int] = []
+        for unit, cols in batcher.units.items():
+            self.unit += [unit] * len(cols.sensor)
+            self.sensor += cols.sensor
+            self.ts_ns += cols.ts_ns
+            self.value += cols.value
+            self.quality += cols.quality
+
+
+def parse(
+    topic: str,
+    payload: bytes | str | dict,
+    received_ns: int = NOW_NS,
+    options: IngestOptions = OPTS,
+    sensors: SensorTable | None = None,
+) -> Out:
     raw = json.dumps(payload).encode() if isinstance(payload, dict) else payload
     raw = raw.encode() if isinstance(raw, str) else raw
-    return parse_message(topic, raw, NOW_NS, REGISTRY, PREFIX, OPTS)
+    ctx = JsonContext(sensors or SensorTable(REGISTRY), PREFIX, options)
+    batcher = Batcher()
+    return Out(batcher, parse_json(topic, raw, received_ns, ctx, batcher))
 
 
 def test_single_reading_is_accepted() -> None:
     out = parse(TOPIC, {"ts": NOW_MS, "value": 7.25, "quality": "uncertain"})
     assert out.rejections == []
-    assert out.sensor[0].sensor.id == "TK101-PT-01"
-    assert out.sensor[0].unit.id == "TK101"
+    assert out.sensor == ["TK101-PT-01"]
+    assert out.unit == ["TK101"]
     assert out.ts_ns == [NOW_MS * 1_000_000]
     assert out.value == [7.25]
     assert out.quality == [1]
@@ -48,9 +77,7 @@ def test_single_reading_is_accepted() -> None:
     ],
 )
 def test_timestamp_forms(ts: object, expected_ns: int) -> None:
-    out = parse_message(
-        TOPIC, json.dumps({"ts": ts, "value": 1}).encode(), expected_ns, REGISTRY, PREFIX, OPTS
-    )
+    out = parse(TOPIC, {"ts": ts, "value": 1}, received_ns=expected_ns)
     assert out.rejections == []
     assert out.ts_ns == [expected_ns]
 
@@ -68,7 +95,7 @@ def test_batch_keeps_good_readings_and_rejects_bad_ones_individually() -> None:
             ]
         },
     )
-    assert [r.sensor.id for r in out.sensor] == ["TK101-PT-01", "TK101-TT-01"]
+    assert out.sensor == ["TK101-PT-01", "TK101-TT-01"]
     assert [(r.reason, r.index) for r in out.rejections] == [
         ("wrong_type", 1),
         ("topic_mismatch", 3),
@@ -120,3 +147,84 @@ def test_rejections_carry_their_reason(topic: str, payload: object, reason: str)
     assert out.value == []
     assert [r.reason for r in out.rejections] == [reason]
     assert out.rejections[0].message
+
+
+GAS = f"{PREFIX}/haibin-terminal/TK201/TK201-GD-01"  # ammonia, ppm, range 0-100
+TEMP = f"{PREFIX}/haibin-terminal/TK101/TK101-TT-01"  # degC, range -40..80
+LEL = f"{PREFIX}/haibin-terminal/TK101/TK101-GD-01"  # propane, %LEL
+
+
+@pytest.mark.parametrize(
+    ("topic", "value", "unit", "expected"),
+    [
+        (TOPIC, 7.0, "bar(g)", 7.0),
+        (TOPIC, 700.0, "kPa(g)", 7.0),
+        (TOPIC, 0.7, "MPa(g)", 7.0),
+        (TOPIC, 101.52633, "psig", 7.0),
+        (TEMP, 293.15, "K", 20.0),
+        (TEMP, 68.0, "degF", 20.0),
+        (TEMP, 20.0, "°C", 20.0),
+        (GAS, 20.0, "mg/m3", 20.0 * 24.04 / 17.03),  # ammonia 17.03 g/mol
+        (GAS, 0.002, "%vol", 20.0),
+        (GAS, 20_000.0, "ppb", 20.0),
+        (LEL, 12.0, "%LEL", 12.0),
+    ],
+)
+def test_payload_units_are_converted_to_the_registry_unit(
+    topic: str, value: float, unit: str, expected: float
+) -> None:
+    out = parse(topic, {"ts": NOW_MS, "value": value, "unit": unit})
+    assert out.rejections == []
+    assert out.value == [pytest.approx(expected, rel=1e-6)]
+
+
+@pytest.mark.parametrize(
+    ("topic", "unit", "reason"),
+    [
+        (TOPIC, "bar", "incompatible_unit"),  # absolute vs gauge: no atmosphere assumed
+        (TOPIC, "kPa", "incompatible_unit"),
+        (TOPIC, "degC", "incompatible_unit"),
+        (TEMP, "ppm", "incompatible_unit"),
+        (LEL, "ppm", "incompatible_unit"),  # %LEL is never derived
+        (GAS, "%LEL", "incompatible_unit"),
+        (TOPIC, "furlongs", "unknown_unit"),
+        (TOPIC, "", "unknown_unit"),
+    ],
+)
+def test_incompatible_or_unknown_units_are_rejected(topic: str, unit: str, reason: str) -> None:
+    out = parse(topic, {"ts": NOW_MS, "value": 1.0, "unit": unit})
+    assert [r.reason for r in out.rejections] == [reason]
+    assert out.value == []
+
+
+def test_range_is_checked_after_conversion() -> None:
+    # 30 bar(g) = 3000 kPa(g) is above the 25 bar(g) range end
+    out = parse(TOPIC, {"ts": NOW_MS, "value": 3000, "unit": "kPa(g)"})
+    assert [r.reason for r in out.rejections] == ["out_of_range"]
+
+
+def test_auto_register_accepts_unknown_sensors_flagged_uncertain() -> None:
+    sensors = SensorTable(REGISTRY, auto_register=True)
+    topic = f"{PREFIX}/haibin-terminal/TK101/TK101-NEW-9"
+    out = parse(topic, {"ts": NOW_MS, "value": 123.0}, sensors=sensors)
+    assert out.rejections == []
+    assert (out.unit, out.sensor, out.value, out.quality) == (
+        ["TK101"],
+        ["TK101-NEW-9"],
+        [123.0],
+        [1],
+    )
+    info = sensors.get("TK101-NEW-9")
+    assert info is not None
+    assert info.auto
+    # once registered, it stays on its unit
+    moved = parse(
+        f"{PREFIX}/haibin-terminal/TK102/TK101-NEW-9",
+        {"ts": NOW_MS, "value": 1.0},
+        sensors=sensors,
+    )
+    assert [r.reason for r in moved.rejections] == ["topic_mismatch"]
+    # strict mode (the default) still rejects
+    assert [r.reason for r in parse(topic, {"ts": NOW_MS, "value": 1.0}).rejections] == [
+        "unknown_sensor"
+    ]

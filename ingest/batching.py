@@ -1,0 +1,77 @@
+"""Collect accepted readings per unit and turn them into Kafka records.
+
+The parsers append plain Python scalars to per-unit column lists (appending to a list
+is the cheapest thing Python can do per reading); one numpy conversion and one Arrow
+IPC encode then happen per unit and flush, not per reading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.readings import ReadingBatch, encode_batch
+
+
+@dataclass(slots=True)
+class UnitColumns:
+    """Column lists of the readings of one unit."""
+
+    sensor: list[str] = field(default_factory=list)
+    ts_ns: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    quality: list[int] = field(default_factory=list)
+    ingest_ns: list[int] = field(default_factory=list)
+
+
+class Batcher:
+    """Accepted readings of one flush, grouped by unit (the Kafka key)."""
+
+    def __init__(self) -> None:
+        self.units: dict[str, UnitColumns] = {}
+        self.count = 0
+
+    def columns(self, unit: str) -> UnitColumns:
+        """The column lists of ``unit`` (created on first use)."""
+        cols = self.units.get(unit)
+        if cols is None:
+            cols = self.units[unit] = UnitColumns()
+        return cols
+
+    def add(
+        self, unit: str, sensor: str, ts_ns: int, value: float, quality: int, ingest_ns: int
+    ) -> None:
+        """Append one reading."""
+        cols = self.columns(unit)
+        cols.sensor.append(sensor)
+        cols.ts_ns.append(ts_ns)
+        cols.value.append(value)
+        cols.quality.append(quality)
+        cols.ingest_ns.append(ingest_ns)
+        self.count += 1
+
+    def batches(self, max_readings: int = 10_000) -> list[ReadingBatch]:
+        """One ReadingBatch per unit (split so no record exceeds ``max_readings``)."""
+        out: list[ReadingBatch] = []
+        for unit, cols in self.units.items():
+            for start in range(0, len(cols.ts_ns), max_readings):
+                end = start + max_readings
+                out.append(
+                    ReadingBatch.from_columns(
+                        unit,
+                        cols.sensor[start:end],
+                        np.array(cols.ts_ns[start:end], np.int64),
+                        np.array(cols.ingest_ns[start:end], np.int64),
+                        np.array(cols.value[start:end], np.float64),
+                        np.array(cols.quality[start:end], np.uint8),
+                    )
+                )
+        return out
+
+    def records(self, max_readings: int = 10_000) -> list[tuple[bytes, bytes, int, str]]:
+        """(key, value, readings, unit) per Kafka record of the readings topic."""
+        return [
+            (b.unit_id.encode(), encode_batch(b), len(b), b.unit_id)
+            for b in self.batches(max_readings)
+        ]
