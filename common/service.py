@@ -50,9 +50,9 @@ class HealthServer:
                 ok = healthy()
                 status = "200 OK" if ok else "503 Service Unavailable"
                 if details is not None:
-                    body = json.dumps({"ok": ok} | details()).encode() + b"\n"
+                    doc = json.dumps({"ok": ok} | details()).encode() + b"\n"
                     start_response(status, [("Content-Type", "application/json")])
-                    return [body]
+                    return [doc]
                 start_response(status, [("Content-Type", "text/plain")])
                 return [b"ok\n" if ok else b"unhealthy\n"]
             body: Iterable[bytes] = metrics(environ, start_response)

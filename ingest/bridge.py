@@ -189,7 +189,7 @@ class Bridge:
                 return
             self._mqtt_ok = True
             metrics.MQTT_CONNECTED.set(1)
-            c.subscribe([(f, self.settings.mqtt.qos) for f in filters])
+            c.subscribe([(f, int(self.settings.mqtt.qos)) for f in filters])
             log.info(
                 "MQTT connected to %s:%d (session present: %s), subscribing to %s",
                 self.settings.mqtt.host,
@@ -204,7 +204,7 @@ class Bridge:
             log.warning("MQTT disconnected: %s (paho reconnects)", reason)
 
         def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-            item = Inbound(msg.topic, msg.payload, msg.mid, msg.qos, time.time_ns())
+            item = Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time_ns())
             loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
         def on_subscribe(_c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
@@ -260,7 +260,7 @@ class Bridge:
                 results = await asyncio.gather(*futures, return_exceptions=True)
             except KafkaError as exc:
                 results = [exc] * len(todo)
-            failed = [
+            failed: list[tuple[Record, BaseException | None]] = [
                 (rec, res)
                 for rec, res in zip(todo, results, strict=False)
                 if isinstance(res, Exception)

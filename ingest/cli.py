@@ -12,7 +12,7 @@ from common.service import HealthServer, setup_logging, stop_on_signals
 from ingest.bridge import Bridge
 from ingest.settings import IngestSettings
 
-_FLAGS = {
+_FLAGS: dict[str, tuple[str, ...]] = {
     "client_id": ("ingest", "client_id"),
     "share_group": ("ingest", "share_group"),
     "auto_register": ("ingest", "auto_register"),
