@@ -90,7 +90,7 @@ class Bridge:
         return {
             "mqtt": self._mqtt_ok,
             "kafka": self._kafka_ok,
-            "inflight": self._inflight,
+            "inflight": self._inflight + self._queue.qsize(),
             "inflight_budget": self.settings.ingest.inflight_budget,
         }
 
@@ -144,10 +144,18 @@ class Bridge:
             log.info("ingest bridge stopped")
 
     async def _complete(self, flush: Flush, client: mqtt.Client) -> None:
-        await flush.task  # raises only when stopping with Kafka unreachable
-        for item in flush.messages:
-            if item.qos:
-                client.ack(item.mid, item.qos)
+        try:
+            await flush.task
+        except RuntimeError:
+            # Only when stopping while Kafka is unreachable: leave these messages
+            # unacknowledged in our session at the broker, which redelivers them.
+            log.warning(
+                "stopping: %d messages left unacknowledged at the broker", len(flush.messages)
+            )
+        else:
+            for item in flush.messages:
+                if item.qos:
+                    client.ack(item.mid, item.qos)
         self._inflight -= len(flush.messages)
         metrics.INFLIGHT.set(self._inflight)
 
