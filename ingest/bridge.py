@@ -38,6 +38,7 @@ from ingest.parse_json import JsonContext, parse_json
 from ingest.rejection import Rejection
 from ingest.sensors import SensorTable
 from ingest.settings import IngestSettings
+from ingest.sparkplug import SPARKPLUG_NAMESPACE, SparkplugHost
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Bridge:
         self._json = JsonContext(self.sensors, settings.mqtt.topic_prefix, opts)
         self._sites = {site.id for site in registry.plant.sites}
         self._site_of_unit = {unit: site.id for unit, (site, _u) in registry.units.items()}
+        self.sparkplug = SparkplugHost(registry, self.sensors, self._publish, opts)
         self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
         self._client: mqtt.Client | None = None
         self._mqtt_ok = False
@@ -182,6 +184,9 @@ class Bridge:
         filters = [f"{prefix}/+/+/+", f"{prefix}/+/+"]
         if opts.share_group:
             filters = [f"$share/{opts.share_group}/{f}" for f in filters]
+        if opts.sparkplug:
+            # Not shared: alias tables and sequence numbers need every message of a node.
+            filters += [f"{SPARKPLUG_NAMESPACE}/{g}/#" for g in self.sparkplug.groups()]
         return filters
 
     def _mqtt_client(self, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
@@ -307,8 +312,12 @@ class Bridge:
         sites: dict[str, int] = {}
         for item in batch:
             topic = item.topic
-            site = topic[plen:].split("/", 1)[0] if topic.startswith(prefix) else "unknown"
-            rejections = parse_json(topic, item.payload, item.received_ns, self._json, out)
+            if topic.startswith(SPARKPLUG_NAMESPACE + "/"):
+                site = "sparkplug"
+                rejections = self.sparkplug.handle(topic, item.payload, item.received_ns, out)
+            else:
+                site = topic[plen:].split("/", 1)[0] if topic.startswith(prefix) else "unknown"
+                rejections = parse_json(topic, item.payload, item.received_ns, self._json, out)
             sites[site] = sites.get(site, 0) + 1
             if rejections:
                 records += self._dead_letters(item, rejections)

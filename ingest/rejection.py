@@ -26,7 +26,6 @@ REASONS = {
     "unknown_unit": "payload unit is not one we know",
     "incompatible_unit": "payload unit cannot be converted to the sensor's unit",
     "unknown_alias": "Sparkplug data uses an alias no birth certificate declared",
-    "unmapped_metric": "Sparkplug metric maps to no sensor of the registry",
 }
 
 

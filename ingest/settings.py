@@ -31,6 +31,8 @@ class IngestOptions(Section):
     max_pending_flushes: int = Field(default=4, ge=1, le=64)
     # Readings per Kafka record at most (a record must stay below the 1 MB default).
     max_record_readings: int = Field(default=10_000, ge=1)
+    # Consume Sparkplug B for the groups the registry maps (one bridge only: see docs).
+    sparkplug: bool = False
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     kafka_linger_ms: int = Field(default=5, ge=0, le=1000)
 
