@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from alerting import cli as alerting_cli
-from chemwatch import db, demo, stack, tail
+from chemwatch import bench_ingest, db, demo, stack, tail
 from detectors import cli as detectors_cli
 from ingest import cli as ingest_cli
 from simulators import cli as simulators_cli
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser(sub)
     demo.add_parser(sub)
     tail.add_parser(sub)
+    bench_ingest.add_parser(sub)
     return parser
 
 

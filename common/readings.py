@@ -89,7 +89,7 @@ class ReadingBatch:
 def encode_batch(batch: ReadingBatch) -> bytes:
     """Serialise a batch as an Arrow IPC stream (one record batch)."""
     sensor = pa.DictionaryArray.from_arrays(
-        pa.array(batch.sensor_code, pa.int32()), pa.array(batch.sensor_ids, pa.string())
+        pa.array(batch.sensor_code, pa.int32()), pa.array(batch.sensor_ids.tolist(), pa.string())
     )
     record = pa.RecordBatch.from_arrays(
         [
@@ -104,8 +104,9 @@ def encode_batch(batch: ReadingBatch) -> bytes:
         ),
     )
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, record.schema) as writer:
-        writer.write_batch(record)
+    writer = pa.RecordBatchStreamWriter(sink, record.schema)
+    writer.write_batch(record)
+    writer.close()
     return bytes(sink.getvalue().to_pybytes())
 
 

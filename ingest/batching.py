@@ -16,9 +16,10 @@ from common.readings import ReadingBatch, encode_batch
 
 @dataclass(slots=True)
 class UnitColumns:
-    """Column lists of the readings of one unit."""
+    """Column lists of the readings of one unit; sensors dictionary-encoded as they come."""
 
-    sensor: list[str] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)  # sensor id -> code
+    sensor_code: list[int] = field(default_factory=list)
     ts_ns: list[int] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     quality: list[int] = field(default_factory=list)
@@ -39,12 +40,22 @@ class Batcher:
             cols = self.units[unit] = UnitColumns()
         return cols
 
+    def sensors(self, unit: str) -> list[str]:
+        """Sensor id per reading of ``unit`` (for tests and tools; the hot path uses codes)."""
+        cols = self.units[unit]
+        ids = list(cols.codes)
+        return [ids[c] for c in cols.sensor_code]
+
     def add(
         self, unit: str, sensor: str, ts_ns: int, value: float, quality: int, ingest_ns: int
     ) -> None:
         """Append one reading."""
         cols = self.columns(unit)
-        cols.sensor.append(sensor)
+        codes = cols.codes
+        code = codes.get(sensor)
+        if code is None:
+            code = codes[sensor] = len(codes)
+        cols.sensor_code.append(code)
         cols.ts_ns.append(ts_ns)
         cols.value.append(value)
         cols.quality.append(quality)
@@ -55,12 +66,14 @@ class Batcher:
         """One ReadingBatch per unit (split so no record exceeds ``max_readings``)."""
         out: list[ReadingBatch] = []
         for unit, cols in self.units.items():
+            ids = np.array(list(cols.codes), dtype=object)
             for start in range(0, len(cols.ts_ns), max_readings):
                 end = start + max_readings
                 out.append(
-                    ReadingBatch.from_columns(
+                    ReadingBatch(
                         unit,
-                        cols.sensor[start:end],
+                        ids,
+                        np.array(cols.sensor_code[start:end], np.int32),
                         np.array(cols.ts_ns[start:end], np.int64),
                         np.array(cols.ingest_ns[start:end], np.int64),
                         np.array(cols.value[start:end], np.float64),

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 Record = tuple[str, bytes, bytes]  # Kafka topic, key, value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Inbound:
     topic: str
     payload: bytes
@@ -74,7 +74,11 @@ class Bridge:
         self._sites = {site.id for site in registry.plant.sites}
         self._site_of_unit = {unit: site.id for unit, (site, _u) in registry.units.items()}
         self.sparkplug = SparkplugHost(registry, self.sensors, self._publish, opts)
-        self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
+        # paho's network thread appends here and wakes the event loop at most once per
+        # drain (not once per message: call_soon_threadsafe costs a syscall).
+        self._inbox: deque[Inbound] = deque()
+        self._wake = asyncio.Event()
+        self._signalled = False
         self._client: mqtt.Client | None = None
         self._mqtt_ok = False
         self._kafka_ok = False
@@ -92,7 +96,7 @@ class Bridge:
         return {
             "mqtt": self._mqtt_ok,
             "kafka": self._kafka_ok,
-            "inflight": self._inflight + self._queue.qsize(),
+            "inflight": self._inflight + len(self._inbox),
             "inflight_budget": self.settings.ingest.inflight_budget,
         }
 
@@ -216,9 +220,13 @@ class Bridge:
             metrics.MQTT_CONNECTED.set(0)
             log.warning("MQTT disconnected: %s (paho reconnects)", reason)
 
+        inbox = self._inbox
+
         def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-            item = Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time_ns())
-            loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            inbox.append(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time_ns()))
+            if not self._signalled:
+                self._signalled = True
+                loop.call_soon_threadsafe(self._wake.set)
 
         def on_subscribe(_c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
             failed = [c for c in codes if c.is_failure]
@@ -234,28 +242,34 @@ class Bridge:
         return client
 
     async def _collect(self, stop: asyncio.Event) -> list[Inbound]:
-        """Wait for one message, then gather more for up to linger_ms."""
+        """Wait for messages, then gather more for up to linger_ms."""
         opts = self.settings.ingest
-        queue = self._queue
-        try:
-            first = await asyncio.wait_for(queue.get(), timeout=0.2)
-        except TimeoutError:
+        inbox = self._inbox
+        limit = opts.max_batch_messages
+        if not inbox and not await self._wait(0.2):
             return []
-        batch = [first]
+        batch: list[Inbound] = []
         deadline = time.monotonic() + opts.linger_ms / 1000
-        while len(batch) < opts.max_batch_messages and not stop.is_set():
-            while not queue.empty() and len(batch) < opts.max_batch_messages:
-                batch.append(queue.get_nowait())
+        while not stop.is_set():
+            # clear the flag before draining: a message appended after this wakes us again
+            self._signalled = False
+            self._wake.clear()
+            while inbox and len(batch) < limit:
+                batch.append(inbox.popleft())
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or len(batch) >= opts.max_batch_messages:
-                break
-            try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
-            except TimeoutError:
+            if len(batch) >= limit or remaining <= 0 or not await self._wait(remaining):
                 break
         self._inflight += len(batch)
-        metrics.INFLIGHT.set(self._inflight + queue.qsize())
+        metrics.INFLIGHT.set(self._inflight + len(inbox))
         return batch
+
+    async def _wait(self, wait_s: float) -> bool:
+        """Wait until paho signals new messages; False on timeout."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait_s)
+        except TimeoutError:
+            return False
+        return True
 
     # ------------------------------------------------------------------ Kafka
 

@@ -35,8 +35,8 @@ class Out:
         self.value: list[float] = []
         self.quality: list[int] = []
         for unit, cols in batcher.units.items():
-            self.unit += [unit] * len(cols.sensor)
-            self.sensor += cols.sensor
+            self.unit += [unit] * len(cols.sensor_code)
+            self.sensor += batcher.sensors(unit)
             self.ts_ns += cols.ts_ns
             self.value += cols.value
             self.quality += cols.quality
@@ -228,3 +228,24 @@ def test_auto_register_accepts_unknown_sensors_flagged_uncertain() -> None:
     assert [r.reason for r in parse(topic, {"ts": NOW_MS, "value": 1.0}).rejections] == [
         "unknown_sensor"
     ]
+
+
+def test_batcher_records_round_trip_and_split() -> None:
+    from common.readings import decode_batch
+
+    batcher = Batcher()
+    for i in range(25):
+        batcher.add("TK101", f"S{i % 3}", 1000 + i, float(i), i % 3, 5000 + i)
+    batcher.add("TK102", "X", 1, 2.0, 0, 3)
+    records = batcher.records(max_readings=10)
+    assert [(k, n) for k, _v, n, _u in records] == [
+        (b"TK101", 10),
+        (b"TK101", 10),
+        (b"TK101", 5),
+        (b"TK102", 1),
+    ]
+    decoded = [decode_batch(v) for _k, v, _n, _u in records[:3]]
+    assert [s for b in decoded for s in b.sensors()] == [f"S{i % 3}" for i in range(25)]
+    assert [v for b in decoded for v in b.value] == [float(i) for i in range(25)]
+    assert [q for b in decoded for q in b.quality] == [i % 3 for i in range(25)]
+    assert [t for b in decoded for t in b.ingest_ns] == [5000 + i for i in range(25)]

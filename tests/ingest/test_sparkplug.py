@@ -43,11 +43,15 @@ class Harness:
         assert out.units["TK102"].value == [6.5]
         out, rej = self.send("DBIRTH", self.node.dbirth(dict.fromkeys(TK101, 7.0)), "TK101")
         assert rej == []
-        assert out.units["TK101"].sensor == TK101
+        assert out.sensors("TK101") == TK101
 
 
 def readings(out: Batcher) -> dict[str, float]:
-    return {s: v for c in out.units.values() for s, v in zip(c.sensor, c.value, strict=True)}
+    return {
+        s: v
+        for unit, c in out.units.items()
+        for s, v in zip(out.sensors(unit), c.value, strict=True)
+    }
 
 
 def test_births_then_data_by_alias() -> None:
