@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from common import kafka as kafka_clients
@@ -35,6 +34,7 @@ from common.registry import Registry
 from ingest import metrics
 from ingest.batching import Batcher
 from ingest.parse_json import JsonContext, parse_json
+from ingest.producer import ProducerSlot
 from ingest.rejection import Rejection
 from ingest.sensors import SensorTable
 from ingest.settings import IngestSettings
@@ -43,6 +43,7 @@ from ingest.sparkplug import SPARKPLUG_NAMESPACE, SparkplugHost
 log = logging.getLogger(__name__)
 
 Record = tuple[str, bytes, bytes]  # Kafka topic, key, value
+SHUTDOWN_GRACE_S = 5.0
 
 
 @dataclass(slots=True)
@@ -111,12 +112,15 @@ class Bridge:
         kafka = self.settings.kafka
         opts = self.settings.ingest
         await kafka_clients.ensure_topics(kafka, kafka.readings_topic, kafka.dlq_topic)
-        producer = kafka_clients.make_producer(
+        producer = ProducerSlot(
             kafka,
             compression_type=None if opts.compression == "none" else opts.compression,
             linger_ms=opts.kafka_linger_ms,
+            # fail (and so retry with a fresh producer) within seconds, not 40 s
+            request_timeout_ms=15_000,
+            retry_backoff_ms=500,  # while Kafka is down, do not spin on metadata requests
         )
-        await producer.start()
+        await producer.get()
         self._set_kafka(True)
         client = self._client = self._mqtt_client(asyncio.get_running_loop())
         mqtt_clients.connect(
@@ -125,6 +129,7 @@ class Bridge:
         client.loop_start()
         pending: deque[Flush] = deque()
         watch = asyncio.create_task(self._watch_kafka(producer, stop), name="kafka-watch")
+        stopping = asyncio.create_task(stop.wait(), name="stopping")
         try:
             while not stop.is_set():
                 batch = await self._collect(stop)
@@ -136,17 +141,38 @@ class Bridge:
                 while pending and (
                     pending[0].task.done() or len(pending) > opts.max_pending_flushes
                 ):
+                    if not pending[0].task.done():  # full pipeline: wait, unless stopping
+                        await asyncio.wait(
+                            {pending[0].task, stopping}, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        if not pending[0].task.done():
+                            break
                     await self._complete(pending.popleft(), client)
+            # Shutdown: give in-flight flushes a bounded time; what Kafka has not acked
+            # by then stays unacknowledged in our MQTT session and is redelivered later.
+            deadline = time.monotonic() + SHUTDOWN_GRACE_S
             while pending:
-                await self._complete(pending.popleft(), client)
+                flush = pending.popleft()
+                remaining = max(deadline - time.monotonic(), 0.01)
+                try:
+                    await asyncio.wait_for(asyncio.shield(flush.task), remaining)
+                except (TimeoutError, RuntimeError):
+                    flush.task.cancel()
+                    log.warning(
+                        "stopping: %d messages left unacknowledged at the broker",
+                        len(flush.messages),
+                    )
+                    continue
+                await self._complete(flush, client)
         finally:
             watch.cancel()
+            stopping.cancel()
             for flush in pending:
                 flush.task.cancel()
             # Unacknowledged messages stay in our session at the broker: not lost.
             client.disconnect()
             client.loop_stop()
-            await producer.stop()
+            await producer.close()
             log.info("ingest bridge stopped")
 
     async def _complete(self, flush: Flush, client: mqtt.Client) -> None:
@@ -165,12 +191,13 @@ class Bridge:
         self._inflight -= len(flush.messages)
         metrics.INFLIGHT.set(self._inflight)
 
-    async def _watch_kafka(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+    async def _watch_kafka(self, producer: ProducerSlot, stop: asyncio.Event) -> None:
         """Keep the Kafka connectivity flag honest while no traffic flows."""
         while not stop.is_set():
             await asyncio.sleep(5)
             try:
-                await asyncio.wait_for(producer.client.fetch_all_metadata(), 5)
+                current, _gen = await asyncio.wait_for(producer.get(), 10)
+                await asyncio.wait_for(current.client.fetch_all_metadata(), 5)
                 self._set_kafka(True)
             except (KafkaError, TimeoutError, OSError):
                 self._set_kafka(False)
@@ -274,7 +301,7 @@ class Bridge:
     # ------------------------------------------------------------------ Kafka
 
     async def _produce(
-        self, producer: AIOKafkaProducer, records: list[Record], stop: asyncio.Event
+        self, producer: ProducerSlot, records: list[Record], stop: asyncio.Event
     ) -> None:
         """Send every record and wait for its ack; re-send only the ones that failed."""
         delay = 0.5
@@ -282,10 +309,12 @@ class Bridge:
         start = time.perf_counter()
         while True:
             results: list[Any] = []
+            generation = None
             try:
-                futures = [await producer.send(t, value=v, key=k) for t, k, v in todo]
+                current, generation = await producer.get()
+                futures = [await current.send(t, value=v, key=k) for t, k, v in todo]
                 results = await asyncio.gather(*futures, return_exceptions=True)
-            except KafkaError as exc:
+            except (KafkaError, OSError) as exc:
                 results = [exc] * len(todo)
             failed: list[tuple[Record, BaseException | None]] = [
                 (rec, res)
@@ -300,6 +329,8 @@ class Bridge:
             # Not acking keeps the messages at the broker; retry with backoff so a Kafka
             # outage backs up into MQTT instead of losing readings.
             self._set_kafka(False)
+            if generation is not None:
+                await producer.discard(generation)
             metrics.KAFKA_RETRIES.inc(len(failed))
             log.warning(
                 "Kafka produce failed for %d of %d records (%s); retrying in %.1f s",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 from common.cli import add_common_arguments
 from common.process import guarded, module_main, settings_from_args
 from common.registry import Registry, load_registry
 from common.service import HealthServer, setup_logging, stop_on_signals
 from ingest.bridge import Bridge
+from ingest.logfilter import RateLimitFilter
 from ingest.settings import IngestSettings
 
 _FLAGS: dict[str, tuple[str, ...]] = {
@@ -39,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     def main() -> int:
         settings = settings_from_args(IngestSettings, args, _FLAGS)
         setup_logging(settings.log_level)
+        # aiokafka logs every failed metadata attempt (hundreds a second while Kafka is
+        # down): keep the first of each kind per 10 s
+        logging.getLogger("aiokafka").addFilter(RateLimitFilter(10.0))
         registry = load_registry(settings.plant)
         asyncio.run(_serve(settings, registry))
         return 0

@@ -167,13 +167,11 @@ def test_kafka_outage_under_load_loses_nothing_and_memory_stays_bounded(
     kafka.up()
     budget = 300
     try:
-        ingest = service_factory(
-            "ingest",
-            env={
-                "CHEMWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap,
-                "CHEMWATCH_INGEST__INFLIGHT_BUDGET": str(budget),
-            },
-        )
+        env = {
+            "CHEMWATCH_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "CHEMWATCH_INGEST__INFLIGHT_BUDGET": str(budget),
+        }
+        ingest = service_factory("ingest", env=env)
         wait_until(lambda: "subscription confirmed" in ingest.log(), 60, "ingest to subscribe")
         proc = psutil.Process(ingest.proc.pid)
         load = LoadPublisher(stack, isolation.mqtt_prefix, rate=150)
@@ -201,6 +199,20 @@ def test_kafka_outage_under_load_loses_nothing_and_memory_stays_bounded(
         assert max(held) >= budget * 0.8  # ... and the budget was really used up
         assert max(rss) - rss_before < 64 * 2**20
         assert ingest.alive(), ingest.log()
+
+        # SIGTERM while Kafka is down: exits 0 in time, leaves the messages at the broker,
+        # and the next bridge on the same persistent session delivers them.
+        kafka.down()
+        late = LoadPublisher(stack, isolation.mqtt_prefix, rate=0)
+        for _ in range(50):
+            late.publish_one()
+        late.stop()
         assert ingest.stop() == 0, ingest.log()
+        kafka.up()
+        again = service_factory("ingest", env=env)
+        wanted = load.expected() | late.expected()
+        got = collect(kafka.bootstrap, isolation.readings_topic, len(wanted), 90)
+        assert wanted <= set(got), f"{len(wanted - set(got))} readings lost across the restart"
+        assert again.stop() == 0, again.log()
     finally:
         kafka.down()
