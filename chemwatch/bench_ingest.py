@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cramjam
 import numpy as np
 import paho.mqtt.client as mqtt
 import psutil
@@ -47,6 +48,7 @@ UNITS = 10
 SENSORS_PER_UNIT = 10
 SITE = "bench-site"
 BATCH = 100
+_WINDOW = 500  # unacknowledged QoS 1 messages per publisher
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=2_000, help="MQTT messages (batch)")
     parser.add_argument("--bridges", type=int, default=1, help="bridge processes")
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="MQTT messages/s in total (0: as fast as possible)"
+    )
     parser.add_argument("--compression", default="lz4", help="none, gzip, snappy, lz4, zstd")
     parser.add_argument("--profile", type=Path, help="run bridge 0 under pyinstrument, text here")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
@@ -87,6 +92,10 @@ class Result:
     cpu_percent: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     decode_us_per_reading: float = 0.0
+    # the same records compressed one by one (Kafka compresses whole producer batches,
+    # so on disk it is at least this good)
+    lz4_bytes_per_reading: float = 0.0
+    zstd_bytes_per_reading: float = 0.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,22 +192,46 @@ def _clear_session(settings: BaseProcessSettings, client_id: str) -> None:
 
 
 def _publisher(
-    host: str, port: int, prefix: str, scenario: str, first: int, count: int, out: Any
+    host: str,
+    port: int,
+    prefix: str,
+    scenario: str,
+    first: int,
+    count: int,
+    rate: float,
+    out: Any,
 ) -> None:
-    """Publish ``count`` messages (sequence numbers from ``first``) and wait for PUBACKs."""
+    """Publish ``count`` messages (sequence numbers from ``first``) and wait for PUBACKs.
+
+    At most ``_WINDOW`` messages are unacknowledged at a time, so the ``ts`` written
+    into a payload is close to when it goes on the wire (a publisher that queues
+    everything up front would make the latency figure measure its own queue).
+    ``rate`` (messages/s, 0 = as fast as possible) paces the publisher.
+    """
+    acked = 0
+
+    def on_publish(*_a: Any) -> None:
+        nonlocal acked
+        acked += 1
+
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(_WINDOW)
+    client.on_publish = on_publish
     client.connect(host, port)
     client.loop_start()
-    infos = []
     start = time.time()
     seq = first * (BATCH if scenario == "batch" else 1)
     for i in range(count):
+        while i - acked >= _WINDOW:
+            time.sleep(0.0005)
+        if rate:
+            due = start + i / rate
+            if due > time.time():
+                time.sleep(due - time.time())
         now_ms = int(time.time() * 1000)
         u = (first + i) % UNITS
         if scenario == "single":
-            s = seq % SENSORS_PER_UNIT
-            topic = f"{prefix}/{SITE}/U{u}/U{u}-S{s}"
+            topic = f"{prefix}/{SITE}/U{u}/U{u}-S{seq % SENSORS_PER_UNIT}"
             payload = f'{{"ts":{now_ms},"value":{seq}}}'
             seq += 1
         else:
@@ -210,9 +243,10 @@ def _publisher(
                 seq += 1
             topic = f"{prefix}/{SITE}/U{u}"
             payload = '{"readings":[' + ",".join(items) + "]}"
-        infos.append(client.publish(topic, payload, qos=1))
-    for info in infos:
-        info.wait_for_publish(120)
+        client.publish(topic, payload, qos=1)
+    deadline = time.monotonic() + 120
+    while acked < count and time.monotonic() < deadline:
+        time.sleep(0.01)
     end = time.time()
     client.disconnect()
     client.loop_stop()
@@ -348,6 +382,7 @@ async def _drive(
                 scenario,
                 i * share,
                 count,
+                args.rate / args.publishers,
                 queue,
             ),
         )
@@ -357,6 +392,7 @@ async def _drive(
     latency: list[np.ndarray] = []
     decode_s = 0.0
     total_bytes = 0
+    samples: list[tuple[bytes, int]] = []
     delivered = 0
     last_data = time.monotonic()
     last_print = 0.0
@@ -369,6 +405,8 @@ async def _drive(
                 b = decode_batch(r.value)
                 decode_s += time.perf_counter() - start
                 total_bytes += len(r.value)
+                if len(samples) < 300:
+                    samples.append((r.value, len(b)))
                 values.append(b.value)
                 latency.append(r.timestamp - b.ts_ns / 1e6)
                 delivered += len(b)
@@ -418,7 +456,15 @@ async def _drive(
         cpu_percent=cpu,
         peak_rss_mb={n: round(v / 2**20, 1) for n, v in peak.items()},
         decode_us_per_reading=round(decode_s / max(len(all_values), 1) * 1e6, 3),
+        lz4_bytes_per_reading=_compressed(samples, cramjam.lz4.compress),
+        zstd_bytes_per_reading=_compressed(samples, cramjam.zstd.compress),
     )
+
+
+def _compressed(samples: list[tuple[bytes, int]], compress: Any) -> float:
+    readings = sum(n for _v, n in samples)
+    size = sum(len(bytes(compress(v))) for v, _n in samples)
+    return round(size / max(readings, 1), 1)
 
 
 def _table(results: list[Result]) -> None:
@@ -434,7 +480,13 @@ def _table(results: list[Result]) -> None:
         ("MQTT msgs/s delivered", lambda r: f"{r.mqtt_msgs_per_s:,}"),
         ("MQTT msgs/s published", lambda r: f"{r.publish_msgs_per_s:,}"),
         ("latency p50 / p99 ms", lambda r: f"{r.latency_p50_ms} / {r.latency_p99_ms}"),
-        ("Kafka bytes/reading", lambda r: f"{r.kafka_bytes_per_reading}"),
+        (
+            "bytes/reading raw/lz4/zstd",
+            lambda r: (
+                f"{r.kafka_bytes_per_reading} / {r.lz4_bytes_per_reading} / "
+                f"{r.zstd_bytes_per_reading}"
+            ),
+        ),
         ("decode us/reading", lambda r: f"{r.decode_us_per_reading}"),
         ("CPU % (of one core)", lambda r: ", ".join(f"{k} {v}" for k, v in r.cpu_percent.items())),
         ("peak RSS MB", lambda r: ", ".join(f"{k} {v}" for k, v in r.peak_rss_mb.items())),

@@ -278,9 +278,6 @@ class Bridge:
         batch: list[Inbound] = []
         deadline = time.monotonic() + opts.linger_ms / 1000
         while not stop.is_set():
-            # clear the flag before draining: a message appended after this wakes us again
-            self._signalled = False
-            self._wake.clear()
             while inbox and len(batch) < limit:
                 batch.append(inbox.popleft())
             remaining = deadline - time.monotonic()
@@ -292,6 +289,11 @@ class Bridge:
 
     async def _wait(self, wait_s: float) -> bool:
         """Wait until paho signals new messages; False on timeout."""
+        # Re-arm paho's wake-up only now: while we work, it appends without signalling.
+        self._signalled = False
+        self._wake.clear()
+        if self._inbox:  # arrived between our last drain and re-arming
+            return True
         try:
             await asyncio.wait_for(self._wake.wait(), wait_s)
         except TimeoutError:
