@@ -32,23 +32,21 @@ from typing import Any
 
 import cramjam
 import numpy as np
-import paho.mqtt.client as mqtt
 import psutil
-import yaml
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from paho.mqtt.enums import CallbackAPIVersion
 
+from chemwatch.bench_load import (
+    BATCH,
+    clear_session,
+    create_topics,
+    delete_topics,
+    publisher,
+    write_plant,
+)
 from common import kafka as kafka_clients
 from common.cli import add_common_arguments
 from common.process import guarded, settings_from_args
 from common.readings import decode_batch
 from common.settings import BaseProcessSettings
-
-UNITS = 10
-SENSORS_PER_UNIT = 10
-SITE = "bench-site"
-BATCH = 100
-_WINDOW = 500  # unacknowledged QoS 1 messages per publisher
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,137 +121,6 @@ def _progress(text: str, quiet: bool) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-# ---------------------------------------------------------------------- setup
-
-
-def _plant(path: Path) -> None:
-    sensors = lambda u: [  # noqa: E731 - a one-line table
-        {"id": f"U{u}-S{s}", "kind": "flow", "unit": "m3/h", "range": [0, 1e15]}
-        for s in range(SENSORS_PER_UNIT)
-    ]
-    doc = {
-        "name": "bench plant",
-        "sites": [
-            {
-                "id": SITE,
-                "name": "bench",
-                "enterprise": "bench",
-                "region": "bench",
-                "units": [
-                    {
-                        "id": f"U{u}",
-                        "name": f"unit {u}",
-                        "kind": "process_unit",
-                        "sensors": sensors(u),
-                    }
-                    for u in range(UNITS)
-                ],
-            }
-        ],
-    }
-    path.write_text(yaml.safe_dump(doc))
-
-
-async def _create_topics(settings: BaseProcessSettings, *names: str) -> None:
-    admin = AIOKafkaAdminClient(**kafka_clients.connection_options(settings.kafka))
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(n, 6, 1, topic_configs={"message.timestamp.type": "LogAppendTime"})
-                for n in names
-            ]
-        )
-    finally:
-        await admin.close()
-
-
-async def _delete_topics(settings: BaseProcessSettings, *names: str) -> None:
-    admin = AIOKafkaAdminClient(**kafka_clients.connection_options(settings.kafka))
-    await admin.start()
-    try:
-        await admin.delete_topics(list(names))
-    finally:
-        await admin.close()
-
-
-def _clear_session(settings: BaseProcessSettings, client_id: str) -> None:
-    """Drop a bench bridge's persistent session so the shared broker keeps nothing."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    with contextlib.suppress(OSError):
-        client.connect(settings.mqtt.host, settings.mqtt.port, clean_start=True)
-        client.loop_start()
-        time.sleep(0.2)
-        client.disconnect()
-        client.loop_stop()
-
-
-# ---------------------------------------------------------------------- publishers
-
-
-def _publisher(
-    host: str,
-    port: int,
-    prefix: str,
-    scenario: str,
-    first: int,
-    count: int,
-    rate: float,
-    out: Any,
-) -> None:
-    """Publish ``count`` messages (sequence numbers from ``first``) and wait for PUBACKs.
-
-    At most ``_WINDOW`` messages are unacknowledged at a time, so the ``ts`` written
-    into a payload is close to when it goes on the wire (a publisher that queues
-    everything up front would make the latency figure measure its own queue).
-    ``rate`` (messages/s, 0 = as fast as possible) paces the publisher.
-    """
-    acked = 0
-
-    def on_publish(*_a: Any) -> None:
-        nonlocal acked
-        acked += 1
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(_WINDOW)
-    client.on_publish = on_publish
-    client.connect(host, port)
-    client.loop_start()
-    start = time.time()
-    seq = first * (BATCH if scenario == "batch" else 1)
-    for i in range(count):
-        while i - acked >= _WINDOW:
-            time.sleep(0.0005)
-        if rate:
-            due = start + i / rate
-            if due > time.time():
-                time.sleep(due - time.time())
-        now_ms = int(time.time() * 1000)
-        u = (first + i) % UNITS
-        if scenario == "single":
-            topic = f"{prefix}/{SITE}/U{u}/U{u}-S{seq % SENSORS_PER_UNIT}"
-            payload = f'{{"ts":{now_ms},"value":{seq}}}'
-            seq += 1
-        else:
-            items = []
-            for _ in range(BATCH):
-                items.append(
-                    f'{{"sensor":"U{u}-S{seq % SENSORS_PER_UNIT}","ts":{now_ms},"value":{seq}}}'
-                )
-                seq += 1
-            topic = f"{prefix}/{SITE}/U{u}"
-            payload = '{"readings":[' + ",".join(items) + "]}"
-        client.publish(topic, payload, qos=1)
-    deadline = time.monotonic() + 120
-    while acked < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    end = time.time()
-    client.disconnect()
-    client.loop_stop()
-    cpu = psutil.Process().cpu_times()
-    out.put((start, end, cpu.user + cpu.system))
-
-
 # ---------------------------------------------------------------------- one scenario
 
 
@@ -266,9 +133,9 @@ async def _scenario(
     messages = args.messages if scenario == "single" else args.batches
     per_msg = 1 if scenario == "single" else BATCH
     expected = messages * per_msg
-    await _create_topics(settings, readings_topic, dlq_topic)
+    await create_topics(settings, readings_topic, dlq_topic)
     tmp = Path(tempfile.mkdtemp(prefix="chemwatch-bench-"))
-    _plant(tmp / "plant.yaml")
+    write_plant(tmp / "plant.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHEMWATCH_")} | {
         "CHEMWATCH_PLANT": str(tmp / "plant.yaml"),
         "CHEMWATCH_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
@@ -327,9 +194,9 @@ async def _scenario(
                     proc.wait(60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            _clear_session(settings, client_id)
+            clear_session(settings, client_id)
         with contextlib.suppress(Exception):
-            await _delete_topics(settings, readings_topic, dlq_topic)
+            await delete_topics(settings, readings_topic, dlq_topic)
 
 
 def _infra_processes() -> dict[str, psutil.Process]:
@@ -374,7 +241,7 @@ async def _drive(
     for i in range(args.publishers):
         count = share if i < args.publishers - 1 else messages - share * (args.publishers - 1)
         p = ctx.Process(
-            target=_publisher,
+            target=publisher,
             args=(
                 settings.mqtt.host,
                 settings.mqtt.port,
