@@ -117,29 +117,29 @@ def decode_batch(data: bytes) -> ReadingBatch:
         batches = list(reader)  # the bridge writes one record batch; others may write more
     except (pa.ArrowInvalid, OSError) as exc:
         raise BatchFormatError(f"not an Arrow IPC stream: {exc}") from exc
-    meta = reader.schema.metadata or {}
+    schema = reader.schema
+    meta = schema.metadata or {}
     if meta.get(b"format") != FORMAT_NAME:
         raise BatchFormatError(f"unknown batch format {meta.get(b'format')!r}")
     if meta.get(b"version") != FORMAT_VERSION:
         raise BatchFormatError(f"unsupported batch version {meta.get(b'version')!r}")
+    if schema.names != _SCHEMA.names:
+        raise BatchFormatError(f"unexpected columns {schema.names}")
     if len(batches) == 1:
         record = batches[0]
     else:
-        table = pa.Table.from_batches(batches, reader.schema).combine_chunks()
-        record = (
-            table.to_batches()[0]
-            if table.num_rows
-            else pa.RecordBatch.from_pylist([], reader.schema)
-        )
-    sensor = record.column("sensor")
+        table = pa.Table.from_batches(batches, schema).combine_chunks()
+        record = table.to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema)
+    # columns by position (checked above): much cheaper than by name per call
+    sensor, ts_ns, ingest_ns, value, quality = record.columns
     if not isinstance(sensor, pa.DictionaryArray):
         raise BatchFormatError("sensor column must be dictionary-encoded")
     return ReadingBatch(
         unit_id=meta.get(b"unit", b"").decode(),
         sensor_ids=np.array(sensor.dictionary.to_pylist(), dtype=object),
         sensor_code=sensor.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
-        ts_ns=record.column("ts_ns").to_numpy(),
-        ingest_ns=record.column("ingest_ns").to_numpy(),
-        value=record.column("value").to_numpy(),
-        quality=record.column("quality").to_numpy(),
+        ts_ns=ts_ns.to_numpy(),
+        ingest_ns=ingest_ns.to_numpy(),
+        value=value.to_numpy(),
+        quality=quality.to_numpy(),
     )
