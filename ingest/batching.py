@@ -62,6 +62,28 @@ class Batcher:
         cols.ingest_ns.append(ingest_ns)
         self.count += 1
 
+    def extend(
+        self,
+        unit: str,
+        sensors: list[str],
+        ts_ns: list[int],
+        values: list[float],
+        quality: list[int],
+        ingest_ns: int,
+    ) -> None:
+        """Append many readings of one unit at once (the gateway-batch fast path)."""
+        cols = self.columns(unit)
+        codes = cols.codes
+        for sensor in dict.fromkeys(sensors):
+            if sensor not in codes:
+                codes[sensor] = len(codes)
+        cols.sensor_code += [codes[s] for s in sensors]
+        cols.ts_ns += ts_ns
+        cols.value += values
+        cols.quality += quality
+        cols.ingest_ns += [ingest_ns] * len(ts_ns)
+        self.count += len(ts_ns)
+
     def batches(self, max_readings: int = 10_000) -> list[ReadingBatch]:
         """One ReadingBatch per unit (split so no record exceeds ``max_readings``)."""
         out: list[ReadingBatch] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -249,3 +250,72 @@ def test_batcher_records_round_trip_and_split() -> None:
     assert [v for b in decoded for v in b.value] == [float(i) for i in range(25)]
     assert [q for b in decoded for q in b.quality] == [i % 3 for i in range(25)]
     assert [t for b in decoded for t in b.ingest_ns] == [5000 + i for i in range(25)]
+
+
+def _random_entry(rng: Any, i: int) -> Any:
+    """Mostly valid gateway-batch entries, with every kind of fault now and then."""
+    sensor = ["TK101-PT-01", "TK101-TT-01", "TK101-GD-01"][i % 3]
+    entry: dict[str, Any] = {
+        "sensor": sensor,
+        "ts": NOW_MS - int(rng.integers(0, 5000)),
+        "value": float(rng.uniform(0, 20)),
+    }
+    fault = int(rng.integers(0, 40))
+    faults: dict[int, Any] = {
+        0: lambda: entry.update(value="7"),
+        1: lambda: entry.update(value=True),
+        2: lambda: entry.update(value=1e9),
+        3: lambda: entry.update(ts=NOW_MS + 3_600_000),
+        4: lambda: entry.update(ts="2026-11-29T03:00:00Z"),
+        5: lambda: entry.update(ts=(NOW_MS - 1000) / 1000),
+        6: lambda: entry.update(quality="uncertain"),
+        7: lambda: entry.update(quality=["x"]),
+        8: lambda: entry.update(sensor="TK102-PT-01"),
+        9: lambda: entry.update(sensor="NOPE"),
+        10: lambda: entry.update(unit="kPa(g)"),
+        11: lambda: entry.pop("value"),
+        12: lambda: entry.update(value=int(rng.integers(0, 20))),
+        13: lambda: entry.update(sensor=["TK101-PT-01"]),
+        14: lambda: entry.update(value=2**70),
+    }
+    if fault in faults:
+        faults[fault]()
+    return entry if fault != 15 else 5
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fast_batch_path_equals_entry_by_entry_path(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import ingest.parse_json as pj
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    clean = seed % 2 == 0  # half the batches without faults: the fast path takes those
+    entries = [
+        {"sensor": "TK101-PT-01", "ts": NOW_MS - i, "value": float(i % 20)}
+        if clean
+        else _random_entry(rng, i)
+        for i in range(n)
+    ]
+    topic = f"{PREFIX}/haibin-terminal/TK101"
+    taken: list[bool] = []
+    real = pj.fast_batch
+    monkeypatch.setattr(pj, "fast_batch", lambda *a: taken.append(real(*a)) or taken[-1])
+    fast = parse(topic, {"readings": entries})
+    monkeypatch.setattr(pj, "fast_batch", lambda *a: False)
+    slow = parse(topic, {"readings": entries})
+    assert (fast.sensor, fast.ts_ns, fast.value, fast.quality) == (
+        slow.sensor,
+        slow.ts_ns,
+        slow.value,
+        slow.quality,
+    )
+    assert [(r.reason, r.index) for r in fast.rejections] == [
+        (r.reason, r.index) for r in slow.rejections
+    ]
+    if clean:
+        assert taken == [True]  # the array path really ran
+        assert len(fast.value) == n
