@@ -12,4 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench = sub.add_parser("bench", help="benchmarks", description=__doc__)
     areas = bench.add_subparsers(dest="bench_area", required=True, metavar="AREA")
     bench_storage.add_parser(areas)
+    bench_ingest.add_arguments(
+        areas.add_parser("ingest", help="MQTT -> Kafka throughput", description=bench_ingest.__doc__)
+    )
     bench_dashboards.add_parser(areas)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from alerting import cli as alerting_cli
-from chemwatch import bench, db, demo, registry_cli, stack
+from chemwatch import bench, db, demo, registry_cli, stack, tail
 from detectors import cli as detectors_cli
 from ingest import cli as ingest_cli
 from simulators import cli as simulators_cli
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry_cli.add_parser(sub)
     bench.add_parser(sub)
     demo.add_parser(sub)
+    tail.add_parser(sub)
     return parser
 
 

@@ -43,22 +43,29 @@ def make_client(
     return client
 
 
-def connect_properties(persistent: bool) -> Properties:
+def connect_properties(persistent: bool, receive_maximum: int = 65535) -> Properties:
     """CONNECT properties: session expiry keeps QoS 1 messages queued while we are away."""
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = SESSION_EXPIRY_S if persistent else 0
     # Let the broker keep many QoS 1 messages in flight: we ack only after Kafka has
     # them, and the broker's default window of 20 would throttle us to a crawl.
-    props.ReceiveMaximum = 65535
+    # A consumer that acks late can lower it to bound the messages it holds in memory.
+    props.ReceiveMaximum = receive_maximum
     return props
 
 
-def connect(client: mqtt.Client, settings: MqttSettings, *, persistent: bool) -> None:
+def connect(
+    client: mqtt.Client,
+    settings: MqttSettings,
+    *,
+    persistent: bool,
+    receive_maximum: int = 65535,
+) -> None:
     """Start connecting (paho's network loop must run); a persistent session resumes."""
     client.connect_async(
         settings.host,
         settings.port,
         keepalive=settings.keepalive_s,
         clean_start=not persistent,
-        properties=connect_properties(persistent),
+        properties=connect_properties(persistent, receive_maximum),
     )

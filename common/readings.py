@@ -87,11 +87,11 @@ class ReadingBatch:
 
 
 def encode_batch(batch: ReadingBatch) -> bytes:
-    """Serialise a batch as an Arrow IPC stream."""
+    """Serialise a batch as an Arrow IPC stream (one record batch)."""
     sensor = pa.DictionaryArray.from_arrays(
-        pa.array(batch.sensor_code, pa.int32()), pa.array(list(batch.sensor_ids), pa.string())
+        pa.array(batch.sensor_code, pa.int32()), pa.array(batch.sensor_ids.tolist(), pa.string())
     )
-    table = pa.Table.from_arrays(
+    record = pa.RecordBatch.from_arrays(
         [
             sensor,
             pa.array(batch.ts_ns, pa.int64()),
@@ -104,31 +104,42 @@ def encode_batch(batch: ReadingBatch) -> bytes:
         ),
     )
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
+    writer = pa.RecordBatchStreamWriter(sink, record.schema)
+    writer.write_batch(record)
+    writer.close()
     return bytes(sink.getvalue().to_pybytes())
 
 
 def decode_batch(data: bytes) -> ReadingBatch:
     """Parse an Arrow IPC readings batch; raise BatchFormatError on anything else."""
     try:
-        table = pa.ipc.open_stream(data).read_all()
+        reader = pa.ipc.open_stream(data)
+        batches = list(reader)  # the bridge writes one record batch; others may write more
     except (pa.ArrowInvalid, OSError) as exc:
         raise BatchFormatError(f"not an Arrow IPC stream: {exc}") from exc
-    meta = table.schema.metadata or {}
+    schema = reader.schema
+    meta = schema.metadata or {}
     if meta.get(b"format") != FORMAT_NAME:
         raise BatchFormatError(f"unknown batch format {meta.get(b'format')!r}")
     if meta.get(b"version") != FORMAT_VERSION:
         raise BatchFormatError(f"unsupported batch version {meta.get(b'version')!r}")
-    sensor = table.column("sensor").combine_chunks()
+    if schema.names != _SCHEMA.names:
+        raise BatchFormatError(f"unexpected columns {schema.names}")
+    if len(batches) == 1:
+        record = batches[0]
+    else:
+        table = pa.Table.from_batches(batches, schema).combine_chunks()
+        record = table.to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema)
+    # columns by position (checked above): much cheaper than by name per call
+    sensor, ts_ns, ingest_ns, value, quality = record.columns
     if not isinstance(sensor, pa.DictionaryArray):
         raise BatchFormatError("sensor column must be dictionary-encoded")
     return ReadingBatch(
         unit_id=meta.get(b"unit", b"").decode(),
         sensor_ids=np.array(sensor.dictionary.to_pylist(), dtype=object),
         sensor_code=sensor.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
-        ts_ns=table.column("ts_ns").to_numpy(),
-        ingest_ns=table.column("ingest_ns").to_numpy(),
-        value=table.column("value").to_numpy(),
-        quality=table.column("quality").to_numpy(),
+        ts_ns=ts_ns.to_numpy(),
+        ingest_ns=ingest_ns.to_numpy(),
+        value=value.to_numpy(),
+        quality=quality.to_numpy(),
     )

@@ -73,6 +73,8 @@ class Sensor(_Model):
     interval_s: float = Field(default=DEFAULT_INTERVAL_S, gt=0)
     position_m: tuple[float, float] | None = None
     description: str = ""
+    # Sparkplug B metric name that carries this sensor (default: the sensor id).
+    sparkplug_metric: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Sensor:
@@ -106,6 +108,14 @@ class Inventory(_Model):
         return self
 
 
+class SparkplugSource(_Model):
+    """Where a unit's sensors arrive over Sparkplug B: group / edge node [/ device]."""
+
+    group: str = Field(min_length=1, pattern=r"^[^/+#]+$")
+    edge_node: str = Field(min_length=1, pattern=r"^[^/+#]+$")
+    device: str | None = Field(default=None, min_length=1, pattern=r"^[^/+#]+$")
+
+
 class Unit(_Model):
     id: Id
     name: str
@@ -113,7 +123,18 @@ class Unit(_Model):
     area: str = ""
     inventories: tuple[Inventory, ...] = ()
     relief_set_pressure_barg: float | None = None
+    sparkplug: SparkplugSource | None = None
     sensors: tuple[Sensor, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_metrics(self) -> Unit:
+        seen: set[str] = set()
+        for sensor in self.sensors:
+            metric = sensor.sparkplug_metric or sensor.id
+            if metric in seen:
+                raise ValueError(f"Sparkplug metric {metric!r} is used by two sensors")
+            seen.add(metric)
+        return self
 
 
 class Site(_Model):
@@ -221,6 +242,7 @@ def parse_registry(raw: Any, source: str = "<registry>") -> Registry:
         err = exc.errors()[0]
         raise ConfigError(source, _key_path(err["loc"]), _message(err)) from exc
     _check_unique_ids(plant, source)
+    _check_sparkplug(plant, source)
     return Registry(plant, source)
 
 
@@ -253,6 +275,25 @@ def _check_unique_ids(plant: Plant, source: str) -> None:
             for ni, sensor in enumerate(unit.sensors):
                 key = f"sites[{si}].units[{ui}].sensors[{ni}].id"
                 _claim(seen, f"sensor:{sensor.id}", key, source)
+
+
+def _check_sparkplug(plant: Plant, source: str) -> None:
+    seen: dict[tuple[str, str, str | None], str] = {}
+    for si, site in enumerate(plant.sites):
+        for ui, unit in enumerate(site.units):
+            if unit.sparkplug is None:
+                continue
+            sp = unit.sparkplug
+            where = (sp.group, sp.edge_node, sp.device)
+            key = f"sites[{si}].units[{ui}].sparkplug"
+            if where in seen:
+                raise ConfigError(
+                    source,
+                    key,
+                    f"Sparkplug source {'/'.join(filter(None, where))} is also "
+                    f"mapped at {seen[where]}",
+                )
+            seen[where] = key
 
 
 def _claim(seen: dict[str, str], name: str, key: str, source: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import threading
@@ -32,7 +33,14 @@ class _QuietHandler(WSGIRequestHandler):
 class HealthServer:
     """Serves ``/metrics`` (Prometheus) and ``/healthz`` from a daemon thread."""
 
-    def __init__(self, host: str, port: int, healthy: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        healthy: Callable[[], bool],
+        details: Callable[[], dict[str, object]] | None = None,
+    ) -> None:
+        """``details``, when given, is served as the JSON body of /healthz."""
         metrics = make_wsgi_app()
 
         def app(
@@ -40,10 +48,12 @@ class HealthServer:
         ) -> Iterable[bytes]:
             if environ.get("PATH_INFO") == "/healthz":
                 ok = healthy()
-                start_response(
-                    "200 OK" if ok else "503 Service Unavailable",
-                    [("Content-Type", "text/plain")],
-                )
+                status = "200 OK" if ok else "503 Service Unavailable"
+                if details is not None:
+                    doc = json.dumps({"ok": ok} | details()).encode() + b"\n"
+                    start_response(status, [("Content-Type", "application/json")])
+                    return [doc]
+                start_response(status, [("Content-Type", "text/plain")])
                 return [b"ok\n" if ok else b"unhealthy\n"]
             body: Iterable[bytes] = metrics(environ, start_response)
             return body

@@ -1,40 +1,52 @@
-"""The MQTT -> Kafka bridge.
+"""The MQTT -> Kafka bridge: receive, validate, produce, and only then acknowledge.
 
 Delivery: the bridge subscribes with QoS 1 on a persistent session and acknowledges
 an MQTT message only after every Kafka record made from it (readings or dead letters)
 has been acknowledged by Kafka (acks=all, idempotent producer). A crash before that
 makes the broker redeliver; the database ignores the resulting duplicates.
+
+Backpressure: the MQTT 5 Receive Maximum we announce is ``ingest.inflight_budget``,
+so the broker never has more than that many unacknowledged messages out to us. When
+Kafka is slow or down nothing gets acknowledged, the budget fills up, and the broker
+keeps the rest queued in our session: memory stays bounded, nothing is dropped, and
+the bridge catches up by itself when Kafka returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections import defaultdict
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as mqtt
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from common import kafka as kafka_clients
 from common import mqtt as mqtt_clients
 from common.deadletter import DeadLetter
-from common.readings import ReadingBatch, encode_batch
 from common.registry import Registry
 from ingest import metrics
-from ingest.parse import parse_message
+from ingest.batching import Batcher
+from ingest.parse_json import JsonContext, parse_json
+from ingest.producer import ProducerSlot
+from ingest.rejection import Rejection
+from ingest.sensors import SensorTable
 from ingest.settings import IngestSettings
+from ingest.sparkplug import SPARKPLUG_NAMESPACE, SparkplugHost
 
 log = logging.getLogger(__name__)
 
+Record = tuple[str, bytes, bytes]  # Kafka topic, key, value
+SHUTDOWN_GRACE_S = 5.0
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Inbound:
     topic: str
     payload: bytes
@@ -43,76 +55,205 @@ class Inbound:
     received_ns: int
 
 
+@dataclass(slots=True)
+class Flush:
+    """Records made from a list of MQTT messages, and the task producing them."""
+
+    messages: list[Inbound]
+    task: asyncio.Task[None]
+
+
 class Bridge:
     """Consumes MQTT messages, validates them and produces readings / dead letters."""
 
     def __init__(self, settings: IngestSettings, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
-        self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
-        self._connected = False
-        self._producer: AIOKafkaProducer | None = None
+        opts = settings.ingest
+        self.sensors = SensorTable(registry, auto_register=opts.auto_register)
+        self._json = JsonContext(self.sensors, settings.mqtt.topic_prefix, opts)
+        self._sites = {site.id for site in registry.plant.sites}
+        self._site_of_unit = {unit: site.id for unit, (site, _u) in registry.units.items()}
+        self.sparkplug = SparkplugHost(registry, self.sensors, self._publish, opts)
+        # paho's network thread appends here and wakes the event loop at most once per
+        # drain (not once per message: call_soon_threadsafe costs a syscall).
+        self._inbox: deque[Inbound] = deque()
+        self._wake = asyncio.Event()
+        self._signalled = False
+        self._client: mqtt.Client | None = None
+        self._mqtt_ok = False
+        self._kafka_ok = False
+        self._inflight = 0
+        metrics.INFLIGHT_BUDGET.set(opts.inflight_budget)
+
+    # ------------------------------------------------------------------ health
 
     def healthy(self) -> bool:
-        """Connected to MQTT and Kafka producer running."""
-        return self._connected and self._producer is not None
+        """Connected to MQTT and Kafka."""
+        return self._mqtt_ok and self._kafka_ok
+
+    def health(self) -> dict[str, object]:
+        """Details for /healthz."""
+        return {
+            "mqtt": self._mqtt_ok,
+            "kafka": self._kafka_ok,
+            "inflight": self._inflight + len(self._inbox),
+            "inflight_budget": self.settings.ingest.inflight_budget,
+        }
+
+    def _set_kafka(self, ok: bool) -> None:
+        self._kafka_ok = ok
+        metrics.KAFKA_CONNECTED.set(int(ok))
+
+    # ------------------------------------------------------------------ main loop
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Bridge until ``stop`` is set, then flush what is in hand and exit."""
+        """Bridge until ``stop`` is set, then flush what is in hand, ack, and return."""
         kafka = self.settings.kafka
+        opts = self.settings.ingest
         await kafka_clients.ensure_topics(kafka, kafka.readings_topic, kafka.dlq_topic)
-        producer = kafka_clients.make_producer(kafka)
-        await producer.start()
-        self._producer = producer
-        client = self._mqtt_client(asyncio.get_running_loop())
-        mqtt_clients.connect(client, self.settings.mqtt, persistent=True)
+        producer = ProducerSlot(
+            kafka,
+            compression_type=None if opts.compression == "none" else opts.compression,
+            linger_ms=opts.kafka_linger_ms,
+            # fail (and so retry with a fresh producer) within seconds, not 40 s
+            request_timeout_ms=15_000,
+            retry_backoff_ms=500,  # while Kafka is down, do not spin on metadata requests
+        )
+        await producer.get()
+        self._set_kafka(True)
+        client = self._client = self._mqtt_client(asyncio.get_running_loop())
+        mqtt_clients.connect(
+            client, self.settings.mqtt, persistent=True, receive_maximum=opts.inflight_budget
+        )
         client.loop_start()
+        pending: deque[Flush] = deque()
+        watch = asyncio.create_task(self._watch_kafka(producer, stop), name="kafka-watch")
+        stopping = asyncio.create_task(stop.wait(), name="stopping")
         try:
             while not stop.is_set():
                 batch = await self._collect(stop)
                 if batch:
-                    await self._flush(producer, batch, stop)
-                    for item in batch:
-                        client.ack(item.mid, item.qos)
+                    records = self._records(batch)
+                    task = asyncio.create_task(self._produce(producer, records, stop))
+                    pending.append(Flush(batch, task))
+                # MQTT wants PUBACKs in the order the PUBLISHes came: ack flushes in order.
+                while pending and (
+                    pending[0].task.done() or len(pending) > opts.max_pending_flushes
+                ):
+                    if not pending[0].task.done():  # full pipeline: wait, unless stopping
+                        await asyncio.wait(
+                            {pending[0].task, stopping}, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        if not pending[0].task.done():
+                            break
+                    await self._complete(pending.popleft(), client)
+            # Shutdown: give in-flight flushes a bounded time; what Kafka has not acked
+            # by then stays unacknowledged in our MQTT session and is redelivered later.
+            deadline = time.monotonic() + SHUTDOWN_GRACE_S
+            while pending:
+                flush = pending.popleft()
+                remaining = max(deadline - time.monotonic(), 0.01)
+                try:
+                    await asyncio.wait_for(asyncio.shield(flush.task), remaining)
+                except (TimeoutError, RuntimeError):
+                    flush.task.cancel()
+                    log.warning(
+                        "stopping: %d messages left unacknowledged at the broker",
+                        len(flush.messages),
+                    )
+                    continue
+                await self._complete(flush, client)
         finally:
+            watch.cancel()
+            stopping.cancel()
+            for flush in pending:
+                flush.task.cancel()
+            # Unacknowledged messages stay in our session at the broker: not lost.
             client.disconnect()
             client.loop_stop()
-            await producer.stop()
-            self._producer = None
+            await producer.close()
             log.info("ingest bridge stopped")
+
+    async def _complete(self, flush: Flush, client: mqtt.Client) -> None:
+        try:
+            await flush.task
+        except RuntimeError:
+            # Only when stopping while Kafka is unreachable: leave these messages
+            # unacknowledged in our session at the broker, which redelivers them.
+            log.warning(
+                "stopping: %d messages left unacknowledged at the broker", len(flush.messages)
+            )
+        else:
+            for item in flush.messages:
+                if item.qos:
+                    client.ack(item.mid, item.qos)
+        self._inflight -= len(flush.messages)
+        metrics.INFLIGHT.set(self._inflight)
+
+    async def _watch_kafka(self, producer: ProducerSlot, stop: asyncio.Event) -> None:
+        """Keep the Kafka connectivity flag honest while no traffic flows."""
+        while not stop.is_set():
+            await asyncio.sleep(5)
+            try:
+                current, _gen = await asyncio.wait_for(producer.get(), 10)
+                await asyncio.wait_for(current.client.fetch_all_metadata(), 5)
+                self._set_kafka(True)
+            except (KafkaError, TimeoutError, OSError):
+                self._set_kafka(False)
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        """Publish a command (Sparkplug NCMD) from the bridge's own MQTT session."""
+        if self._client is not None:
+            self._client.publish(topic, payload, qos=0)
+
+    # ------------------------------------------------------------------ MQTT
+
+    def _filters(self) -> list[str]:
+        opts = self.settings.ingest
+        prefix = self.settings.mqtt.topic_prefix
+        filters = [f"{prefix}/+/+/+", f"{prefix}/+/+"]
+        if opts.share_group:
+            filters = [f"$share/{opts.share_group}/{f}" for f in filters]
+        if opts.sparkplug:
+            # Not shared: alias tables and sequence numbers need every message of a node.
+            filters += [f"{SPARKPLUG_NAMESPACE}/{g}/#" for g in self.sparkplug.groups()]
+        return filters
 
     def _mqtt_client(self, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
         opts = self.settings.ingest
         client = mqtt_clients.make_client(
             self.settings.mqtt, opts.client_id, persistent=True, manual_ack=True
         )
-        prefix = self.settings.mqtt.topic_prefix
-        filters = [f"{prefix}/+/+/+", f"{prefix}/+/+"]
-        if opts.share_group:
-            filters = [f"$share/{opts.share_group}/{f}" for f in filters]
+        filters = self._filters()
 
-        def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        def on_connect(c: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
             if reason.is_failure:
                 log.error("MQTT connect refused: %s", reason)
                 return
-            self._connected = True
+            self._mqtt_ok = True
             metrics.MQTT_CONNECTED.set(1)
-            c.subscribe([(f, self.settings.mqtt.qos) for f in filters])
+            c.subscribe([(f, int(self.settings.mqtt.qos)) for f in filters])
             log.info(
-                "MQTT connected to %s:%d, subscribed to %s",
+                "MQTT connected to %s:%d (session present: %s), subscribing to %s",
                 self.settings.mqtt.host,
                 self.settings.mqtt.port,
+                flags.session_present,
                 filters,
             )
 
         def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            self._connected = False
+            self._mqtt_ok = False
             metrics.MQTT_CONNECTED.set(0)
             log.warning("MQTT disconnected: %s (paho reconnects)", reason)
 
+        inbox = self._inbox
+
         def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-            item = Inbound(msg.topic, msg.payload, msg.mid, msg.qos, time.time_ns())
-            loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            inbox.append(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time_ns()))
+            if not self._signalled:
+                self._signalled = True
+                loop.call_soon_threadsafe(self._wake.set)
 
         def on_subscribe(_c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
             failed = [c for c in codes if c.is_failure]
@@ -128,97 +269,120 @@ class Bridge:
         return client
 
     async def _collect(self, stop: asyncio.Event) -> list[Inbound]:
-        """Wait for one message, then gather more for up to linger_ms."""
+        """Wait for messages, then gather more for up to linger_ms."""
         opts = self.settings.ingest
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout=0.2)
-        except TimeoutError:
+        inbox = self._inbox
+        limit = opts.max_batch_messages
+        if not inbox and not await self._wait(0.2):
             return []
-        batch = [first]
+        batch: list[Inbound] = []
         deadline = time.monotonic() + opts.linger_ms / 1000
-        while len(batch) < opts.max_batch_readings and not stop.is_set():
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
+        while not stop.is_set():
+            while inbox and len(batch) < limit:
+                batch.append(inbox.popleft())
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if len(batch) >= limit or remaining <= 0 or not await self._wait(remaining):
                 break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        metrics.QUEUE_DEPTH.set(self._queue.qsize())
+        self._inflight += len(batch)
+        metrics.INFLIGHT.set(self._inflight + len(inbox))
         return batch
 
-    async def _flush(
-        self, producer: AIOKafkaProducer, batch: list[Inbound], stop: asyncio.Event
-    ) -> None:
-        records = self._records(batch)
-        delay = 0.5
-        while True:
-            try:
-                with metrics.FLUSH_SECONDS.time():
-                    futures = [await producer.send(t, value=v, key=k) for t, k, v in records]
-                    await asyncio.gather(*futures)
-                return
-            except KafkaError as exc:
-                # Not acking keeps the messages at the broker; retry with backoff so a
-                # Kafka outage backs up into MQTT instead of losing readings.
-                metrics.KAFKA_RETRIES.inc()
-                log.warning("Kafka produce failed (%s); retrying in %.1f s", exc, delay)
-                if stop.is_set():
-                    raise
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 10.0)
+    async def _wait(self, wait_s: float) -> bool:
+        """Wait until paho signals new messages; False on timeout."""
+        # Re-arm paho's wake-up only now: while we work, it appends without signalling.
+        self._signalled = False
+        self._wake.clear()
+        if self._inbox:  # arrived between our last drain and re-arming
+            return True
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait_s)
+        except TimeoutError:
+            return False
+        return True
 
-    def _records(self, batch: list[Inbound]) -> list[tuple[str, bytes, bytes]]:
-        """Kafka (topic, key, value) for a list of MQTT messages."""
+    # ------------------------------------------------------------------ Kafka
+
+    async def _produce(
+        self, producer: ProducerSlot, records: list[Record], stop: asyncio.Event
+    ) -> None:
+        """Send every record and wait for its ack; re-send only the ones that failed."""
+        delay = 0.5
+        todo = records
+        start = time.perf_counter()
+        while True:
+            results: list[Any] = []
+            generation = None
+            try:
+                current, generation = await producer.get()
+                futures = [await current.send(t, value=v, key=k) for t, k, v in todo]
+                results = await asyncio.gather(*futures, return_exceptions=True)
+            except (KafkaError, OSError) as exc:
+                results = [exc] * len(todo)
+            failed: list[tuple[Record, BaseException | None]] = [
+                (rec, res)
+                for rec, res in zip(todo, results, strict=False)
+                if isinstance(res, Exception)
+            ]
+            failed += [(rec, None) for rec in todo[len(results) :]]
+            if not failed:
+                self._set_kafka(True)
+                metrics.PRODUCE_SECONDS.observe(time.perf_counter() - start)
+                return
+            # Not acking keeps the messages at the broker; retry with backoff so a Kafka
+            # outage backs up into MQTT instead of losing readings.
+            self._set_kafka(False)
+            if generation is not None:
+                await producer.discard(generation)
+            metrics.KAFKA_RETRIES.inc(len(failed))
+            log.warning(
+                "Kafka produce failed for %d of %d records (%s); retrying in %.1f s",
+                len(failed),
+                len(todo),
+                failed[0][1],
+                delay,
+            )
+            if stop.is_set():
+                raise RuntimeError("stopping with records Kafka did not acknowledge")
+            todo = [rec for rec, _ in failed]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay * (0.5 + random.random()))
+            delay = min(delay * 2, 10.0)
+
+    def _records(self, batch: list[Inbound]) -> list[Record]:
+        """Kafka records for a list of MQTT messages: readings per unit, dead letters."""
         kafka = self.settings.kafka
+        opts = self.settings.ingest
         prefix = self.settings.mqtt.topic_prefix
-        per_unit: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-        records: list[tuple[str, bytes, bytes]] = []
-        metrics.MESSAGES.inc(len(batch))
+        plen = len(prefix) + 1
+        out = Batcher()
+        records: list[Record] = []
+        sites: dict[str, int] = {}
         for item in batch:
-            parsed = parse_message(
-                item.topic,
-                item.payload,
-                item.received_ns,
-                self.registry,
-                prefix,
-                self.settings.ingest,
-            )
-            for ref, ts, value, quality in zip(
-                parsed.sensor, parsed.ts_ns, parsed.value, parsed.quality, strict=True
-            ):
-                cols = per_unit[ref.unit.id]
-                cols["sensor"].append(ref.sensor.id)
-                cols["ts"].append(ts)
-                cols["value"].append(value)
-                cols["quality"].append(quality)
-                cols["ingest"].append(item.received_ns)
-            for rej in parsed.rejections:
-                metrics.REJECTED.labels(rej.reason).inc()
-                letter = DeadLetter(
-                    item.topic,
-                    rej.reason,
-                    rej.message,
-                    item.payload,
-                    datetime.now(UTC),
-                    rej.index,
-                )
-                log.info("rejected %s on %s: %s", rej.reason, item.topic, rej.message)
-                records.append((kafka.dlq_topic, item.topic.encode(), letter.to_json()))
-        for unit_id, cols in per_unit.items():
-            readings = ReadingBatch.from_columns(
-                unit_id,
-                cols["sensor"],
-                np.array(cols["ts"]),
-                np.array(cols["ingest"]),
-                np.array(cols["value"]),
-                np.array(cols["quality"]),
-            )
-            metrics.READINGS.inc(len(readings))
-            records.append((kafka.readings_topic, unit_id.encode(), encode_batch(readings)))
+            topic = item.topic
+            if topic.startswith(SPARKPLUG_NAMESPACE + "/"):
+                site = "sparkplug"
+                rejections = self.sparkplug.handle(topic, item.payload, item.received_ns, out)
+            else:
+                site = topic[plen:].split("/", 1)[0] if topic.startswith(prefix) else "unknown"
+                rejections = parse_json(topic, item.payload, item.received_ns, self._json, out)
+            sites[site] = sites.get(site, 0) + 1
+            if rejections:
+                records += self._dead_letters(item, rejections)
+        for site, count in sites.items():
+            label = site if site in self._sites or site == "sparkplug" else "unknown"
+            metrics.MESSAGES.labels(label).inc(count)
+        for key, value, count, unit in out.records(opts.max_record_readings):
+            metrics.READINGS.labels(self._site_of_unit.get(unit, "unknown")).inc(count)
+            records.append((kafka.readings_topic, key, value))
         return records
+
+    def _dead_letters(self, item: Inbound, rejections: list[Rejection]) -> list[Record]:
+        dlq = self.settings.kafka.dlq_topic
+        now = datetime.now(UTC)
+        out: list[Record] = []
+        for rej in rejections:
+            metrics.REJECTED.labels(rej.reason).inc()
+            letter = DeadLetter(item.topic, rej.reason, rej.message, item.payload, now, rej.index)
+            log.info("rejected %s on %s: %s", rej.reason, item.topic, rej.message)
+            out.append((dlq, item.topic.encode(), letter.to_json()))
+        return out

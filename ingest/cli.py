@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 from common.cli import add_common_arguments
 from common.process import guarded, module_main, settings_from_args
 from common.registry import Registry, load_registry
 from common.service import HealthServer, setup_logging, stop_on_signals
 from ingest.bridge import Bridge
+from ingest.logfilter import RateLimitFilter
 from ingest.settings import IngestSettings
 
-_FLAGS = {"client_id": ("ingest", "client_id"), "share_group": ("ingest", "share_group")}
+_FLAGS: dict[str, tuple[str, ...]] = {
+    "client_id": ("ingest", "client_id"),
+    "share_group": ("ingest", "share_group"),
+    "auto_register": ("ingest", "auto_register"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--client-id", help="MQTT client id (unique per bridge)")
     parser.add_argument("--share-group", help="MQTT shared-subscription group ('' for none)")
+    parser.add_argument(
+        "--auto-register",
+        action="store_true",
+        default=None,
+        help="accept unknown sensors (flagged uncertain, counted, logged) instead of rejecting",
+    )
     parser.set_defaults(func=run)
 
 
@@ -29,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     def main() -> int:
         settings = settings_from_args(IngestSettings, args, _FLAGS)
         setup_logging(settings.log_level)
+        # aiokafka logs every failed metadata attempt (hundreds a second while Kafka is
+        # down): keep the first of each kind per 10 s
+        logging.getLogger("aiokafka").addFilter(RateLimitFilter(10.0))
         registry = load_registry(settings.plant)
         asyncio.run(_serve(settings, registry))
         return 0
@@ -38,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(settings: IngestSettings, registry: Registry) -> None:
     bridge = Bridge(settings, registry)
-    with HealthServer(settings.http.host, settings.http.port, bridge.healthy):
+    with HealthServer(settings.http.host, settings.http.port, bridge.healthy, bridge.health):
         await bridge.run(stop_on_signals())
 
 
