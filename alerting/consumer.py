@@ -11,7 +11,7 @@ import psycopg
 
 from alerting import metrics
 from alerting.settings import AlertingSettings
-from alerting.store import Change, apply_event
+from alerting.store import Change, Context, apply_event
 from common import kafka as kafka_clients
 from common.conditions import ConditionEvent, ConditionFormatError
 
@@ -21,8 +21,9 @@ log = logging.getLogger("alerting.alarms")
 class ConditionConsumer:
     """Applies each event once in PostgreSQL, then commits its Kafka offset."""
 
-    def __init__(self, settings: AlertingSettings) -> None:
+    def __init__(self, settings: AlertingSettings, ctx: Context) -> None:
         self.settings = settings
+        self.ctx = ctx
         self.running = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -43,7 +44,7 @@ class ConditionConsumer:
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
                     continue
-                changes = await asyncio.to_thread(_apply_all, conn, records)
+                changes = await asyncio.to_thread(_apply_all, conn, records, self.ctx)
                 for change in changes:
                     _announce(change)
                     await producer.send_and_wait(
@@ -59,7 +60,7 @@ class ConditionConsumer:
             conn.close()
 
 
-def _apply_all(conn: psycopg.Connection[Any], records: list[Any]) -> list[Change]:
+def _apply_all(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) -> list[Change]:
     changes = []
     for record in records:
         try:
@@ -74,7 +75,7 @@ def _apply_all(conn: psycopg.Connection[Any], records: list[Any]) -> list[Change
                 exc,
             )
             continue
-        change = apply_event(conn, event)
+        change = apply_event(conn, event, ctx)
         metrics.EVENTS.labels("applied" if change else "ignored").inc()
         if change:
             metrics.CHANGES.labels(change.to_state).inc()

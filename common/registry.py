@@ -73,6 +73,10 @@ class Sensor(_Model):
     interval_s: float = Field(default=DEFAULT_INTERVAL_S, gt=0)
     position_m: tuple[float, float] | None = None
     description: str = ""
+    # Alarm rationalisation (ISA-18.2): consequence of not acting and the time the
+    # operator has to act; alerting derives the alarm priority from them when present.
+    consequence: Literal["minor", "moderate", "major", "severe"] | None = None
+    response_time_s: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Sensor:
@@ -113,6 +117,8 @@ class Unit(_Model):
     area: str = ""
     inventories: tuple[Inventory, ...] = ()
     relief_set_pressure_barg: float | None = None
+    # Maintenance mode at start-up: its alarms are suppressed by design (alerting).
+    maintenance: bool = False
     sensors: tuple[Sensor, ...] = Field(min_length=1)
 
 
