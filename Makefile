@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup demo test unit integration lint format stack-up stack-down stack-status bench clean
+.PHONY: browser setup demo test unit integration lint format stack-up stack-down stack-status bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +17,14 @@ setup: $(STAMP)
 demo: setup            ## simulated plant through the whole pipeline, alarms on screen
 	$(BIN)/chemwatch demo
 
-test: setup lint       ## the full suite (unit + integration) against the real services
+test: setup lint browser ## the full suite (unit + integration) against the real services
 	$(BIN)/chemwatch stack up
 	$(BIN)/pytest
 
 unit: setup            ## unit tests only: nothing needs to run
 	$(BIN)/pytest -m "not integration"
 
-integration: setup
+integration: setup browser
 	$(BIN)/chemwatch stack up
 	$(BIN)/pytest -m integration
 
@@ -48,3 +48,8 @@ stack-status: setup
 
 clean: stack-down
 	rm -rf .chemwatch
+
+# Headless Chromium for the console's browser test: Debian's packages, never a download.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }

@@ -35,7 +35,7 @@ async def events(
     after: int,
     disconnected: Callable[[], Awaitable[bool]],
     poll_s: float = 0.1,
-    heartbeat_s: float = 15.0,
+    heartbeat_s: float = 5.0,
 ) -> AsyncIterator[str]:
     """The SSE text stream: changes after ``after``, then new ones as they commit."""
     yield f'retry: 1000\nevent: hello\ndata: {{"after": {after}}}\n\n'
@@ -49,6 +49,8 @@ async def events(
             quiet_since = time.monotonic()
             continue
         if time.monotonic() - quiet_since > heartbeat_s:
-            yield ": keep-alive\n\n"
+            # a named event without an id: keeps proxies open and lets the console
+            # show that it is still receiving (a frozen screen becomes visible)
+            yield f'event: heartbeat\ndata: {{"last_id": {last}}}\n\n'
             quiet_since = time.monotonic()
         await asyncio.sleep(poll_s)

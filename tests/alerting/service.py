@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +40,13 @@ class Alerting:
         return httpx.post(self.base + path, headers=self.headers(role), json=body or {}, timeout=10)
 
     def send(self, events: Iterable[ConditionEvent]) -> None:
-        """Publish condition events on the test's conditions topic (key = unit)."""
-        asyncio.run(_send(self.settings, self.topic, list(events)))
+        """Publish condition events on the test's conditions topic (key = unit).
+
+        In a thread of its own: Playwright's sync API keeps an event loop running here.
+        """
+        batch = list(events)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _send(self.settings, self.topic, batch)).result(30)
 
     def alarm(self, aid: str) -> dict[str, Any] | None:
         r = self.get(f"/alarms/{aid}")
@@ -123,7 +129,7 @@ class SseReader:
                 if self._stop.is_set():
                     return
                 if not line:
-                    if "data" in current:
+                    if "data" in current and current.get("event") != "heartbeat":
                         self.events.append(current)
                     current = {}
                     continue
