@@ -49,7 +49,9 @@ stack-status: setup
 clean: stack-down
 	rm -rf .chemwatch
 
-# Headless Chromium for the console's browser test: Debian's packages, never a download.
+# System packages of the alerting tests (needs root): headless Chromium for the console
+# test (Debian's packages, never a downloaded browser) and Prometheus Alertmanager.
 browser:
-	@test -x /usr/bin/chromium || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/prometheus-alertmanager; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver prometheus-alertmanager; }

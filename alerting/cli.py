@@ -14,6 +14,7 @@ from alerting.api import create_app
 from alerting.api.auth import hash_password
 from alerting.consumer import ConditionConsumer
 from alerting.context import build_context, utc_now
+from alerting.notify.delivery import run_notifier
 from alerting.settings import AlertingSettings
 from alerting.ticker import run_ticker
 from common.cli import add_common_arguments
@@ -85,6 +86,10 @@ async def _serve(settings: AlertingSettings) -> None:
                     stop,
                 ),
                 name="ticker",
+            )
+            tasks.create_task(
+                run_notifier(settings.database.conninfo(), settings.alerting.notify, utc_now, stop),
+                name="notifier",
             )
             await stop.wait()
             server.should_exit = True

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from alerting.notify.settings import NotifySettings
 from common.settings import BaseProcessSettings, HttpSettings, Section
 
 Role = Literal["viewer", "operator", "supervisor", "admin"]
@@ -40,6 +41,7 @@ class AlertingOptions(Section):
     incident_quiet_s: float = Field(default=300, ge=0)
     default_shelve_s: float = Field(default=3600, gt=0)
     max_shelve_s: float = Field(default=8 * 3600, gt=0)
+    notify: NotifySettings = NotifySettings()
 
 
 class AlertingSettings(BaseProcessSettings):
