@@ -45,13 +45,17 @@ class ConditionConsumer:
                 if not records:
                     continue
                 changes = await asyncio.to_thread(_apply_all, conn, records, self.ctx)
+                sends = []
                 for change in changes:
                     _announce(change)
-                    await producer.send_and_wait(
-                        kafka.alarms_topic,
-                        _change_json(change),
-                        key=(change.event.unit if change.event else "").encode(),
+                    sends.append(
+                        await producer.send(
+                            kafka.alarms_topic,
+                            _change_json(change),
+                            key=(change.event.unit if change.event else "").encode(),
+                        )
                     )
+                await asyncio.gather(*sends)  # all acknowledged before the offsets move
                 await consumer.commit()
         finally:
             self.running = False

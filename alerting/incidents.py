@@ -91,6 +91,10 @@ def _clause_hits(
     ]
 
 
+def _clause_hits_any(rule: Rule, row: dict[str, Any], plant: PlantView) -> bool:
+    return any(_clause_hits(c, [row], plant) for c in rule.match)
+
+
 def _matches(
     rule: Rule, alarms: list[dict[str, Any]], plant: PlantView
 ) -> list[dict[str, Any]] | None:
@@ -119,6 +123,8 @@ def evaluate(
     """Open or raise incidents that the alarm in ``row`` completes; return their ids."""
     touched = []
     for rule in rules.rules:
+        if not _clause_hits_any(rule, row, plant):
+            continue  # the new alarm cannot complete this rule: no query
         column, value = (
             ("area", row["area"]) if rule.scope == "area" else ("unit_id", row["unit_id"])
         )

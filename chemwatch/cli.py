@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from alerting import cli as alerting_cli
-from chemwatch import db, demo, stack
+from chemwatch import bench, db, demo, stack
 from detectors import cli as detectors_cli
 from ingest import cli as ingest_cli
 from simulators import cli as simulators_cli
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(sub.add_parser(name, help=text, description=module.__doc__))
     db.add_parser(sub)
     demo.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 
