@@ -156,6 +156,25 @@ def _confidence(conn: psycopg.Connection[Any], sensors: list[str]) -> float:
     return round(1.0 - 0.5 * faulty / max(len(sensors), 1), 3)
 
 
+def refresh_confidence(conn: psycopg.Connection[Any], sensor: str) -> list[int]:
+    """Re-rate open incidents that rely on ``sensor`` after its fault state changed."""
+    changed = []
+    rows = conn.execute(
+        "SELECT id, details->'sensors', confidence FROM incidents"
+        " WHERE closed_at IS NULL AND details->'sensors' ? %s FOR UPDATE",
+        (sensor,),
+    ).fetchall()
+    for incident_id, sensors, old in rows:
+        confidence = _confidence(conn, list(sensors))
+        if abs(confidence - old) > 1e-6:
+            conn.execute(
+                "UPDATE incidents SET confidence = %s WHERE id = %s", (confidence, incident_id)
+            )
+            changes.append(conn, "incident", str(incident_id), get(conn, incident_id) or {})
+            changed.append(int(incident_id))
+    return changed
+
+
 def _upsert(
     conn: psycopg.Connection[Any],
     rule: Rule,

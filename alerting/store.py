@@ -178,10 +178,14 @@ def apply_event(
         if new_occurrence:
             noise.on_activation(conn, row, event.ts, ctx.limits)
         save(conn, row)
-        if ctx.rules is not None and not is_sensor_fault(event.condition):
+        if ctx.rules is not None:
             from alerting import incidents
 
-            incidents.evaluate(conn, ctx.rules, ctx.plant, row, event.ts)
+            if is_sensor_fault(event.condition):
+                # never a process incident; it makes incidents on this sensor less certain
+                incidents.refresh_confidence(conn, event.sensors[0])
+            else:
+                incidents.evaluate(conn, ctx.rules, ctx.plant, row, event.ts)
     return Change(aid, current, row["state"], event, "system")
 
 

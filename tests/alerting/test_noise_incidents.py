@@ -118,6 +118,15 @@ def test_reactor_runaway_rule_and_sensor_fault_lowers_confidence(
     assert incident["confidence"] == 0.75  # one of the two sensors reports a fault
     fault = store.get_alarm(db, "R501-PT-01:FAULT_STUCK")
     assert fault["category"] == "maintenance"
+    # a fault of the other sensor, after the incident opened, lowers it further;
+    # when the faults clear the incident is fully trusted again
+    kw = {"unit": "R501", "site": "jinghe-finechem"}
+    tt_fault = pair("R501-TT-01", "FAULT_STALE", 30, 40, **kw)
+    store.apply_event(db, tt_fault[0], ctx)
+    assert incidents.listing(db)[0]["confidence"] == 0.5
+    store.apply_event(db, tt_fault[1], ctx)
+    store.apply_event(db, pair("R501-PT-01", "FAULT_STUCK", 0, 50, **kw)[1], ctx)
+    assert incidents.listing(db)[0]["confidence"] == 1.0
 
 
 def test_ordered_rule_needs_cooling_loss_first(db: psycopg.Connection, ctx: Context) -> None:
