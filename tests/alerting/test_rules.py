@@ -34,3 +34,23 @@ def test_a_bad_rules_file_names_file_and_key(tmp_path: Path) -> None:
 )
 def test_four_colour_level(severity: int, critical: bool, grade: int | None, level: str) -> None:
     assert level_for(severity, critical, grade) == level
+
+
+def test_example_configuration_loads() -> None:
+    from alerting.settings import AlertingSettings
+    from common.settings import load_settings
+
+    settings = load_settings(AlertingSettings, ROOT / "examples" / "alerting.yaml", environ={})
+    assert {u.role for u in settings.alerting.users} == {"operator", "supervisor", "viewer"}
+    channels = {c.name for c in settings.alerting.notify.channels}
+    for route in settings.alerting.notify.routes:
+        assert {c for t in route.tiers for c in t.channels} <= channels
+
+
+def test_a_route_to_an_unknown_channel_is_an_error() -> None:
+    from pydantic import ValidationError
+
+    from alerting.notify.settings import NotifySettings
+
+    with pytest.raises(ValidationError, match="unknown channel"):
+        NotifySettings.model_validate({"routes": [{"tiers": [{"channels": ["nope"]}]}]})
