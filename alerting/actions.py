@@ -46,6 +46,7 @@ def _act(
         change(row)
         row["updated_at"] = max(row["updated_at"], now)
         row["from_state"] = before  # announced with the change, not a column
+        row["changed_by"] = user
         store.save(conn, row)
         store.journal_entry(
             conn, now, aid, action, before, row["state"], user, details, row["occurrence_id"]

@@ -15,6 +15,7 @@ from alerting.api.auth import hash_password
 from alerting.consumer import ConditionConsumer
 from alerting.context import build_context, utc_now
 from alerting.notify.delivery import run_notifier
+from alerting.relay import run_relay
 from alerting.settings import AlertingSettings
 from alerting.ticker import run_ticker
 from common.cli import add_common_arguments
@@ -86,6 +87,9 @@ async def _serve(settings: AlertingSettings) -> None:
                     stop,
                 ),
                 name="ticker",
+            )
+            tasks.create_task(
+                run_relay(settings.database, settings.kafka, stop), name="alarms-relay"
             )
             tasks.create_task(
                 run_notifier(settings.database.conninfo(), settings.alerting.notify, utc_now, stop),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -34,9 +33,7 @@ class ConditionConsumer:
         consumer = kafka_clients.make_consumer(
             kafka, self.settings.alerting.group_id, kafka.conditions_topic
         )
-        producer = kafka_clients.make_producer(kafka)
         await consumer.start()
-        await producer.start()
         self.running = True
         try:
             while not stop.is_set():
@@ -45,22 +42,13 @@ class ConditionConsumer:
                 if not records:
                     continue
                 changes = await asyncio.to_thread(_apply_all, conn, records, self.ctx)
-                sends = []
                 for change in changes:
                     _announce(change)
-                    sends.append(
-                        await producer.send(
-                            kafka.alarms_topic,
-                            _change_json(change),
-                            key=(change.event.unit if change.event else "").encode(),
-                        )
-                    )
-                await asyncio.gather(*sends)  # all acknowledged before the offsets move
+                # the `alarms` topic is fed from the change log by alerting.relay
                 await consumer.commit()
         finally:
             self.running = False
             await consumer.stop()
-            await producer.stop()
             conn.close()
 
 
@@ -114,16 +102,3 @@ def _announce(change: Change) -> None:
         change.to_state,
         e.explanation,
     )
-
-
-def _change_json(change: Change) -> bytes:
-    data: dict[str, Any] = {
-        "alarm_id": change.alarm_id,
-        "from_state": change.from_state,
-        "to_state": change.to_state,
-        "user": change.username,
-    }
-    if change.event:
-        data["event_id"] = change.event.event_id
-        data["ts"] = change.event.ts.isoformat()
-    return json.dumps(data).encode()

@@ -177,6 +177,7 @@ def apply_event(
         row = _updated(conn, row, event, base, already_cleared, ctx)
         if new_occurrence:
             noise.on_activation(conn, row, event.ts, ctx.limits)
+        row.update(from_state=current, changed_by="system", event_id=event.event_id)
         save(conn, row)
         if ctx.rules is not None:
             from alerting import incidents

@@ -13,7 +13,7 @@ import pytest
 from common.settings import BaseProcessSettings
 from tests.alerting.helpers import pair
 from tests.alerting.service import PASSWORD, TOKENS, Alerting, SseReader, start_alerting
-from tests.fixtures.processes import ServiceFactory, wait_until
+from tests.fixtures.processes import ServiceFactory, read_topic, wait_until
 from tests.fixtures.services import Isolation
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,9 @@ def test_auth_roles_and_validation(alerting: Alerting) -> None:
     assert TOKENS  # the tokens above come from settings, never from the database
 
 
-def test_every_transition_through_kafka(alerting: Alerting, db: psycopg.Connection) -> None:
+def test_every_transition_through_kafka(
+    alerting: Alerting, db: psycopg.Connection, isolation: Isolation
+) -> None:
     a = alerting
     aid = f"{PT}:HH"
     active, cleared = pair(PT, "HH", 0, 30, base=NOW)
@@ -136,6 +138,15 @@ def test_every_transition_through_kafka(alerting: Alerting, db: psycopg.Connecti
     assert {"system", "operator-user", "supervisor-user"} <= users
     history = a.get("/history", params={"hours": 1}).json()
     assert len(history) == len(journal)
+    # every change, operators' included, reaches the `alarms` topic in order
+    count = db.execute("SELECT count(*) FROM change_log").fetchone()[0]
+    records = read_topic(a.settings, isolation.alarms_topic, count)
+    messages = [json.loads(r.value) for r in records]
+    assert [m["change_id"] for m in messages] == sorted(m["change_id"] for m in messages)
+    assert {r.key for r in records} == {b"TK101"}
+    acked = [m for m in messages if m["state"] == "ACKED"]
+    assert acked[0]["changed_by"] == "operator-user"
+    assert acked[0]["from_state"] == "UNACK"
 
 
 def test_sse_resume_misses_nothing(alerting: Alerting, db: psycopg.Connection) -> None:
