@@ -297,14 +297,16 @@ def list_alarms(
         return list(cur.fetchall())
 
 
-def journal(conn: psycopg.Connection[Any], aid: str) -> list[dict[str, Any]]:
-    """The journal of one alarm, oldest first."""
+def journal(
+    conn: psycopg.Connection[Any], aid: str, occurrence: str | None = None
+) -> list[dict[str, Any]]:
+    """The journal of one alarm (or of one occurrence of it), oldest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT id, time, action, from_state, to_state, username, details,"
             " event_id::text, occurrence_id::text FROM alarm_journal WHERE alarm_id = %s"
-            " ORDER BY time, id",
-            (aid,),
+            " AND (%s::uuid IS NULL OR occurrence_id = %s::uuid) ORDER BY time, id",
+            (aid, occurrence, occurrence),
         )
         return list(cur.fetchall())
 

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from psycopg_pool import ConnectionPool
@@ -72,10 +73,13 @@ def alarm_router(
         return row
 
     @router.get("/alarms/{alarm_id}/journal")
-    def alarm_journal(alarm_id: str, _user: viewer) -> list[dict[str, Any]]:
-        """Every state change and operator action of one alarm, oldest first."""
+    def alarm_journal(
+        alarm_id: str, _user: viewer, occurrence: UUID | None = None
+    ) -> list[dict[str, Any]]:
+        """Every state change and operator action of one alarm, oldest first;
+        ``occurrence`` limits it to one activation's own history."""
         with pool.connection() as conn:
-            rows = store.journal(conn, alarm_id)
+            rows = store.journal(conn, alarm_id, str(occurrence) if occurrence else None)
         if not rows:
             raise HTTPException(404, f"no alarm {alarm_id!r}")
         return rows

@@ -102,7 +102,7 @@ function renderAlarms() {
       <td class="state">${esc(a.state)}</td>
       <td>${new Date(a.activated_at).toLocaleTimeString()}</td>
       <td>${esc(a.site_id)} / ${esc(a.area)}</td>
-      <td>${esc(a.alarm_id)}</td>
+      <td>${esc(a.alarm_id)}${a.category === "maintenance" ? ' <span class="badge">sensor fault</span>' : ""}${a.chattering ? ' <span class="badge">chattering</span>' : ""}</td>
       <td>${Number(a.value).toFixed(2)}</td>
       <td>${esc(a.explanation)}</td>
       <td>

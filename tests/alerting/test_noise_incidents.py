@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from alerting import changes, incidents, noise, store
+from alerting import changes, incidents, kpi, noise, store
 from alerting.context import build_context
 from alerting.settings import AlertingSettings
 from alerting.store import Context
@@ -65,6 +65,15 @@ def test_flood_starts_above_ten_in_ten_minutes_and_records_first_out(
     assert noise.end_floods(db, at(330), ctx.limits) == []
     assert noise.end_floods(db, at(320 + 600), ctx.limits) == [flood["id"]]
     assert noise.open_floods(db) == []
+    # KPIs over the hour from just before the first alarm: the flood lasted 610 s
+    kpis = kpi.alarm_kpis(db, at(3599), window_h=1)
+    lpg = next(c for c in kpis["consoles"] if c["area"] == "LPG sphere farm")
+    assert lpg["alarms"] == 12
+    assert lpg["floods"] == 1
+    assert lpg["time_in_flood_pct"] == pytest.approx(100 * 610 / 3600)
+    assert kpis["total_alarms"] == 13
+    # the critical HH, and the high TK201 alarm raised by its grade-2 installation
+    assert kpis["priority_distribution_pct"]["critical"] == pytest.approx(100 * 2 / 13)
 
 
 def test_gas_second_level_at_two_detectors_opens_an_incident(

@@ -65,6 +65,8 @@ def test_return_unacknowledged_then_reactivation_is_a_new_occurrence(
     assert row["activations"] == 2
     occurrences = {j["occurrence_id"] for j in store.journal(db, AID)}
     assert occurrences == {first[0].occurrence_id, second[0].occurrence_id}
+    own = store.journal(db, AID, first[0].occurrence_id)
+    assert [j["action"] for j in own] == ["active", "cleared"]
     assert actions.acknowledge(db, AID, "olga", "", at(101))["state"] == "ACKED"
     with pytest.raises(actions.ActionError) as err:
         actions.acknowledge(db, AID, "olga", "", at(102))
