@@ -4,8 +4,10 @@ Alarms: an unacknowledged process alarm (UNACK or RTNUN) matching a route gets t
 once ``tiers[k].after_s`` have passed since its activation. Incidents: an open,
 unacknowledged incident gets tier k ``after_s`` after it reached its current level;
 the subject includes the level, so a worsening incident starts again at tier 0, at
-once. The idempotency key '{subject}:{tier}:{channel}' is the primary key of
-``notifications``: a due notification is recorded once, whatever restarts happen.
+once. With ``repeat_s`` the last tier's channels are notified again every
+``repeat_s`` (steps '{tier}.{k}') until someone acknowledges. The idempotency key
+'{subject}:{step}:{channel}' is the primary key of ``notifications``: a due
+notification is recorded once, whatever restarts happen.
 """
 
 from __future__ import annotations
@@ -35,23 +37,31 @@ def _due(
     now: datetime,
     payload: dict[str, Any],
 ) -> int:
+    steps = [(str(i), i, tier.channels, tier.after_s) for i, tier in enumerate(route.tiers)]
+    if route.repeat_s:
+        last, final = len(route.tiers) - 1, route.tiers[-1]
+        repeats = int(max((now - since).total_seconds() - final.after_s, 0) // route.repeat_s)
+        steps += [
+            (f"{last}.{k}", last, final.channels, final.after_s + k * route.repeat_s)
+            for k in range(1, repeats + 1)
+        ]
     created = 0
-    for index, tier in enumerate(route.tiers):
-        if now < since + timedelta(seconds=tier.after_s):
+    for label, index, channels, after_s in steps:
+        if now < since + timedelta(seconds=after_s):
             continue
-        for channel in tier.channels:
+        for channel in channels:
             row = conn.execute(
                 "INSERT INTO notifications (idempotency_key, subject, tier, channel,"
                 " next_attempt_at, created_at, payload) VALUES (%s,%s,%s,%s,%s,%s,%s)"
                 " ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1",
                 (
-                    f"{subject}:{index}:{channel}",
+                    f"{subject}:{label}:{channel}",
                     subject,
                     index,
                     channel,
                     now,
                     now,
-                    Jsonb(jsonable(payload | {"tier": index, "channel": channel})),
+                    Jsonb(jsonable(payload | {"tier": index, "step": label, "channel": channel})),
                 ),
             ).fetchone()
             created += row is not None

@@ -45,6 +45,8 @@ class Route(Section):
     alarms: bool = True
     incidents: bool = True
     tiers: tuple[Tier, ...] = Field(min_length=1)
+    # after the last tier: notify its channels again every repeat_s until acknowledged
+    repeat_s: float | None = Field(default=None, gt=0)
 
 
 class NotifySettings(Section):

@@ -99,6 +99,25 @@ def test_escalation_tiers_with_an_injectable_clock(db: psycopg.Connection, ctx: 
     ]
 
 
+def test_the_last_tier_repeats_until_acknowledged(db: psycopg.Connection, ctx: Context) -> None:
+    notify = NotifySettings.model_validate(
+        {
+            "channels": [{"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:1/x"}],
+            "routes": [{"repeat_s": 600, "tiers": [{"after_s": 60, "channels": ["hook"]}]}],
+        }
+    )
+    event = pair("TK101-PT-01", "HH", 0)[0]
+    store.apply_event(db, event, ctx)
+    assert escalate(db, notify, at(59)) == 0
+    assert escalate(db, notify, at(60)) == 1
+    assert escalate(db, notify, at(659)) == 0
+    assert escalate(db, notify, at(1300)) == 2  # repeats at 660 and 1260
+    actions.acknowledge(db, "TK101-PT-01:HH", "olga", "", at(1301))
+    assert escalate(db, notify, at(5000)) == 0
+    occ = event.occurrence_id
+    assert keys(db) == [f"alarm:{occ}:0.1:hook", f"alarm:{occ}:0.2:hook", f"alarm:{occ}:0:hook"]
+
+
 def test_a_worsening_incident_notifies_at_once(db: psycopg.Connection, ctx: Context) -> None:
     notify = settings("http://127.0.0.1:1/unused")
     for k, s in enumerate(["LD301-GD-01", "LD301-GD-02"]):
