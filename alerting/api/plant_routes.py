@@ -31,6 +31,7 @@ def plant_router(pool: ConnectionPool, auth: Auth, ctx: Context, clock: Clock) -
     operator = Annotated[ApiUser, Depends(auth.require("operator"))]
     supervisor = Annotated[ApiUser, Depends(auth.require("supervisor"))]
     window = Annotated[float, Query(gt=0, le=24 * 90)]
+    broadcaster = sse.Broadcaster(pool)
 
     @router.post("/login", tags=["auth"])
     def login(body: LoginBody, response: Response) -> dict[str, Any]:
@@ -116,7 +117,7 @@ def plant_router(pool: ConnectionPool, auth: Auth, ctx: Context, clock: Clock) -
         with the Last-Event-ID header (or ``after``)."""
         start = sse.start_after(pool, request.headers.get("last-event-id"), after)
         return StreamingResponse(
-            sse.events(pool, start, request.is_disconnected),
+            sse.events(pool, broadcaster, start, request.is_disconnected),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -152,10 +152,14 @@ def test_every_transition_through_kafka(
 def test_sse_resume_misses_nothing(alerting: Alerting, db: psycopg.Connection) -> None:
     a = alerting
     first = SseReader(a.base + "/stream", a.headers("viewer"))
+    other = SseReader(a.base + "/stream", a.headers("operator"))  # shares the poller
     time.sleep(0.5)
     a.send(pair("TK101-TT-01", "H", 0, base=NOW) + pair("TK101-TT-02", "H", 1, base=NOW))
     wait_until(lambda: len(first.events) >= 3, 15, "hello + two alarm events")
+    wait_until(lambda: len(other.events) >= 3, 15, "the same on the second stream")
     first.close()
+    other.close()
+    assert [e.get("id") for e in other.events] == [e.get("id") for e in first.events]
     last_id = first.events[-1]["id"]
     # while disconnected: more changes
     a.send(pair("TK101-LT-01", "HH", 2, base=NOW))
