@@ -60,6 +60,7 @@ class Auth:
                     break
                 token = secrets.token_urlsafe(32)
                 with self.pool.connection() as conn:
+                    conn.execute("DELETE FROM api_sessions WHERE expires_at <= %s", (self.clock(),))
                     conn.execute(
                         "INSERT INTO api_sessions (token_sha256, username, role, expires_at)"
                         " VALUES (%s, %s, %s, %s)",
