@@ -40,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=100.0, help="events per second")
     p.add_argument("--plant", type=Path, default=Path("examples/plant.yaml"))
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", type=Path, help="save latency over time and its CDF as a PNG")
     p.set_defaults(func=run)
 
 
@@ -168,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         with psycopg.connect(settings.database.conninfo(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     result = _summary(sent, seen, args)
+    if args.plot:
+        _plot(sent, seen, args.plot, result)
     if args.json:
         print(json.dumps(result))
     else:
@@ -191,6 +194,34 @@ def _summary(
         "latency_p99_ms": round(float(np.percentile(lat, 99)), 1) if lat.size else None,
         "latency_max_ms": round(float(lat.max()), 1) if lat.size else None,
     }
+
+
+def _plot(
+    sent: dict[str, float], seen: dict[str, float], path: Path, result: dict[str, Any]
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted((k for k in sent if k in seen), key=sent.__getitem__)
+    t0 = min(sent.values())
+    at = np.array([sent[k] - t0 for k in keys])
+    lat = np.array([seen[k] - sent[k] for k in keys]) * 1000
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(at, lat, ".", markersize=3)
+    left.set(
+        xlabel="time since first event (s)",
+        ylabel="event -> SSE latency (ms)",
+        title=f"{result['rate_offered_per_s']:g} events/s offered",
+    )
+    right.plot(np.sort(lat), np.linspace(0, 1, lat.size))
+    for q in ("p50", "p99"):
+        right.axvline(result[f"latency_{q}_ms"], linestyle="--", color="grey")
+    right.set(xlabel="latency (ms)", ylabel="fraction of events", title="CDF (p50, p99 dashed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _wait_healthy(base: str) -> None:
