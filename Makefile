@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 .PHONY: setup demo test unit integration lint format stack-up stack-down stack-status bench clean \
-	pglite promtool
+	pglite promtool browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,14 @@ setup: $(STAMP)
 demo: setup            ## simulated plant through the whole pipeline, alarms on screen
 	$(BIN)/chemwatch demo
 
-test: setup lint pglite promtool  ## the full suite (unit + integration) against the real services
+test: setup lint pglite promtool browser  ## the full suite (unit + integration) against the real services
 	$(BIN)/chemwatch stack up
 	$(BIN)/pytest
 
 unit: setup            ## unit tests only: nothing needs to run
 	$(BIN)/pytest -m "not integration"
 
-integration: setup pglite promtool
+integration: setup pglite promtool browser
 	$(BIN)/chemwatch stack up
 	$(BIN)/pytest -m integration
 
@@ -64,3 +64,9 @@ promtool:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
 	  else echo "promtool missing: run 'apt-get install prometheus' as root (the PromQL test skips)"; fi; }
+# System packages of the alerting tests (needs root): headless Chromium for the console
+# test (Debian's packages, never a downloaded browser) and Prometheus Alertmanager.
+browser:
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/prometheus-alertmanager; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver prometheus-alertmanager; }

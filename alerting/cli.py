@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 import uvicorn
 from psycopg_pool import ConnectionPool
 
 from alerting.api import create_app
+from alerting.api.auth import hash_password
 from alerting.consumer import ConditionConsumer
+from alerting.context import build_context, utc_now
+from alerting.notify.delivery import run_notifier
+from alerting.relay import run_relay
 from alerting.settings import AlertingSettings
+from alerting.ticker import run_ticker
 from common.cli import add_common_arguments
 from common.migrate import migrate
 from common.process import guarded, module_main, settings_from_args
@@ -25,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the alerting service."""
     add_common_arguments(parser)
     parser.add_argument("--group-id", help="Kafka consumer group")
+    parser.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password on stdin, print its argon2 hash for alerting.users, exit",
+    )
     parser.set_defaults(func=run)
 
 
@@ -32,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     """Entry point for parsed flags."""
 
     def main() -> int:
+        if args.hash_password:
+            print(hash_password(sys.stdin.readline().rstrip("\n")))
+            return 0
         settings = settings_from_args(AlertingSettings, args, _FLAGS)
         setup_logging(settings.log_level)
         if not settings.alerting.users:
@@ -44,16 +58,18 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(settings: AlertingSettings) -> None:
     await asyncio.to_thread(migrate, settings.database)
-    consumer = ConditionConsumer(settings)
-    pool = ConnectionPool(settings.database.conninfo(), min_size=1, max_size=8, open=False)
+    ctx = build_context(settings)
+    consumer = ConditionConsumer(settings, ctx)
+    pool = ConnectionPool(settings.database.conninfo(), min_size=1, max_size=16, open=False)
     pool.open()
-    app = create_app(pool, settings.alerting.users, lambda: consumer.running)
+    app = create_app(pool, settings.alerting, lambda: consumer.running, ctx, utc_now)
     config = uvicorn.Config(
         app,
         host=settings.http.host,
         port=settings.http.port,
         log_level="warning",
         lifespan="off",
+        timeout_graceful_shutdown=2,  # live streams (SSE) would otherwise hold the exit
     )
     server = uvicorn.Server(config)
     stop = stop_on_signals()
@@ -61,6 +77,24 @@ async def _serve(settings: AlertingSettings) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(consumer.run(stop), name="conditions-consumer")
             tasks.create_task(server.serve(), name="http-api")
+            tasks.create_task(
+                run_ticker(
+                    settings.database.conninfo(),
+                    ctx,
+                    utc_now,
+                    settings.alerting.tick_s,
+                    settings.alerting.incident_quiet_s,
+                    stop,
+                ),
+                name="ticker",
+            )
+            tasks.create_task(
+                run_relay(settings.database, settings.kafka, stop), name="alarms-relay"
+            )
+            tasks.create_task(
+                run_notifier(settings.database.conninfo(), settings.alerting.notify, utc_now, stop),
+                name="notifier",
+            )
             await stop.wait()
             server.should_exit = True
     finally:

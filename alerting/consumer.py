@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -11,7 +10,7 @@ import psycopg
 
 from alerting import metrics
 from alerting.settings import AlertingSettings
-from alerting.store import Change, apply_event
+from alerting.store import Change, Context, apply_event
 from common import kafka as kafka_clients
 from common.conditions import ConditionEvent, ConditionFormatError
 
@@ -21,8 +20,9 @@ log = logging.getLogger("alerting.alarms")
 class ConditionConsumer:
     """Applies each event once in PostgreSQL, then commits its Kafka offset."""
 
-    def __init__(self, settings: AlertingSettings) -> None:
+    def __init__(self, settings: AlertingSettings, ctx: Context) -> None:
         self.settings = settings
+        self.ctx = ctx
         self.running = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -33,9 +33,7 @@ class ConditionConsumer:
         consumer = kafka_clients.make_consumer(
             kafka, self.settings.alerting.group_id, kafka.conditions_topic
         )
-        producer = kafka_clients.make_producer(kafka)
         await consumer.start()
-        await producer.start()
         self.running = True
         try:
             while not stop.is_set():
@@ -43,23 +41,31 @@ class ConditionConsumer:
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
                     continue
-                changes = await asyncio.to_thread(_apply_all, conn, records)
+                changes = await asyncio.to_thread(_apply_all, conn, records, self.ctx)
                 for change in changes:
                     _announce(change)
-                    await producer.send_and_wait(
-                        kafka.alarms_topic,
-                        _change_json(change),
-                        key=(change.event.unit if change.event else "").encode(),
-                    )
+                # the `alarms` topic is fed from the change log by alerting.relay
                 await consumer.commit()
         finally:
             self.running = False
             await consumer.stop()
-            await producer.stop()
             conn.close()
 
 
-def _apply_all(conn: psycopg.Connection[Any], records: list[Any]) -> list[Change]:
+# Events applied per database transaction: one commit (and fsync) per chunk instead of
+# per event roughly doubles throughput under load; the chunk bounds the added latency.
+CHUNK = 50
+
+
+def _apply_all(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) -> list[Change]:
+    changes: list[Change] = []
+    for start in range(0, len(records), CHUNK):
+        with conn.transaction():  # each event's own transaction becomes a savepoint
+            changes += _apply_chunk(conn, records[start : start + CHUNK], ctx)
+    return changes
+
+
+def _apply_chunk(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) -> list[Change]:
     changes = []
     for record in records:
         try:
@@ -74,7 +80,7 @@ def _apply_all(conn: psycopg.Connection[Any], records: list[Any]) -> list[Change
                 exc,
             )
             continue
-        change = apply_event(conn, event)
+        change = apply_event(conn, event, ctx)
         metrics.EVENTS.labels("applied" if change else "ignored").inc()
         if change:
             metrics.CHANGES.labels(change.to_state).inc()
@@ -96,16 +102,3 @@ def _announce(change: Change) -> None:
         change.to_state,
         e.explanation,
     )
-
-
-def _change_json(change: Change) -> bytes:
-    data: dict[str, Any] = {
-        "alarm_id": change.alarm_id,
-        "from_state": change.from_state,
-        "to_state": change.to_state,
-        "user": change.username,
-    }
-    if change.event:
-        data["event_id"] = change.event.event_id
-        data["ts"] = change.event.ts.isoformat()
-    return json.dumps(data).encode()

@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
+from alerting.notify.settings import NotifySettings
 from common.settings import BaseProcessSettings, HttpSettings, Section
 
 Role = Literal["viewer", "operator", "supervisor", "admin"]
 
 
 class ApiUser(Section):
-    """An API client: a name for the journal, a bearer token and a role."""
+    """An API client: a name for the journal, a role, and a bearer token and/or a password.
+
+    ``password_hash`` is an argon2 hash (``chemwatch alerting hash-password``); the
+    plain password is never stored.
+    """
 
     name: str
-    token: SecretStr
+    token: SecretStr | None = None
+    password_hash: SecretStr | None = None
     role: Role = "viewer"
 
 
 class AlertingOptions(Section):
     group_id: str = "chemwatch-alerting"
     users: tuple[ApiUser, ...] = ()
+    rules: Path | None = Path("examples/rules.yaml")
+    session_ttl_s: float = Field(default=12 * 3600, gt=0)
+    tick_s: float = Field(default=1.0, gt=0)  # shelving expiry, flood end, incident close
+    chatter_activations: int = Field(default=3, ge=2)
+    chatter_window_s: float = Field(default=60, gt=0)
+    chatter_shelve_s: float = Field(default=600, gt=0)
+    flood_start: int = Field(default=10, ge=1)
+    flood_end: int = Field(default=5, ge=1)
+    flood_window_s: float = Field(default=600, gt=0)
+    incident_quiet_s: float = Field(default=300, ge=0)
+    default_shelve_s: float = Field(default=3600, gt=0)
+    max_shelve_s: float = Field(default=8 * 3600, gt=0)
+    notify: NotifySettings = NotifySettings()
 
 
 class AlertingSettings(BaseProcessSettings):

@@ -1,10 +1,10 @@
-"""``chemwatch bench``: benchmarks (commands, not tests) that print a table or JSON."""
+"""``chemwatch bench <area>``: benchmarks as commands (a table, or --json), never timed tests."""
 
 from __future__ import annotations
 
 import argparse
 
-from chemwatch import bench_dashboards, bench_storage
+from chemwatch import bench_alerting, bench_dashboards, bench_ingest, bench_storage
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -12,7 +12,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench = sub.add_parser("bench", help="benchmarks", description=__doc__)
     areas = bench.add_subparsers(dest="bench_area", required=True, metavar="AREA")
     bench_storage.add_parser(areas)
+    bench_dashboards.add_parser(areas)
     bench_ingest.add_arguments(
         areas.add_parser("ingest", help="MQTT -> Kafka throughput", description=bench_ingest.__doc__)
     )
-    bench_dashboards.add_parser(areas)
+    bench_alerting.add_arguments(
+        areas.add_parser(
+            "alerting", help="condition event -> SSE latency", description=bench_alerting.__doc__
+        )
+    )

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from alerting.api.auth import hash_password
 from common.registry import Registry, load_registry
 
 API = "http://127.0.0.1:8080"
@@ -65,7 +66,15 @@ def run(args: argparse.Namespace) -> int:
     env = os.environ | {
         "CHEMWATCH_PLANT": str(args.plant),
         "CHEMWATCH_ALERTING__USERS": json.dumps(
-            [{"name": "demo", "token": token, "role": "operator"}]
+            # the console logs in with a password: the demo's is its token
+            [
+                {
+                    "name": "demo",
+                    "token": token,
+                    "role": "operator",
+                    "password_hash": hash_password(token),
+                }
+            ]
         ),
     }
     subprocess.run([python, "-m", "chemwatch", "db", "migrate"], check=True, env=env)
@@ -104,6 +113,7 @@ def _intro(logs: Path, token_file: Path, breaches: list[str]) -> None:
         f"""
 ChemWatch demo running. Process logs: {logs}/*.log
   alarms API : curl -H "Authorization: Bearer $(cat {token_file})" {API}/alarms
+  console    : {API}/console/  (user "demo", password: the token in {token_file})
   metrics    : {API}/metrics (alerting), :9101 ingest, :9102 detectors, :9103 simulator
   scripted   : {" ".join(b for b in breaches if b != "--breach")}
 Waiting for alarms (Ctrl-C to stop) ...

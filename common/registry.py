@@ -75,6 +75,10 @@ class Sensor(_Model):
     description: str = ""
     # Sparkplug B metric name that carries this sensor (default: the sensor id).
     sparkplug_metric: str | None = None
+    # Alarm rationalisation (ISA-18.2): consequence of not acting and the time the
+    # operator has to act; alerting derives the alarm priority from them when present.
+    consequence: Literal["minor", "moderate", "major", "severe"] | None = None
+    response_time_s: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Sensor:
@@ -124,6 +128,8 @@ class Unit(_Model):
     inventories: tuple[Inventory, ...] = ()
     relief_set_pressure_barg: float | None = None
     sparkplug: SparkplugSource | None = None
+    # Maintenance mode at start-up: its alarms are suppressed by design (alerting).
+    maintenance: bool = False
     sensors: tuple[Sensor, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
@@ -61,7 +61,8 @@ def test_reading_lands_in_the_readings_table(
     db: psycopg.Connection,
 ) -> None:
     start_pipeline(service_factory)
-    ts = datetime.now(UTC).replace(microsecond=123456)
+    # a second in the past: with microsecond=123456 a "now" could lie ahead of the ingest time
+    ts = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=123456)
     published = time.monotonic()
     publisher.publish(
         f"{isolation.mqtt_prefix}/{SITE}/{UNIT}/{SENSOR}",

@@ -1,0 +1,1 @@
+"""Escalation and notifications: webhook (HMAC-signed), SMTP e-mail, Alertmanager."""

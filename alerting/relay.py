@@ -1,0 +1,73 @@
+"""Publish the change log to the Kafka ``alarms`` topic (transactional outbox).
+
+Every alarm, incident and flood change, whether a condition event or an operator
+made it, is in ``change_log``; this task sends each one to Kafka in id order and then
+records how far it got. At least once: after a crash between the send and the
+record, a change is sent again with the same ``change_id`` (consumers dedupe on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import psycopg
+
+from alerting import changes
+from common import kafka as kafka_clients
+from common.settings import DatabaseSettings, KafkaSettings
+
+log = logging.getLogger(__name__)
+_NAME = "alarms-topic"
+
+
+def _pending(conn: psycopg.Connection[Any]) -> tuple[int, list[tuple[int, str, str]]]:
+    conn.execute("INSERT INTO change_relay (name) VALUES (%s) ON CONFLICT DO NOTHING", (_NAME,))
+    row = conn.execute("SELECT last_id FROM change_relay WHERE name = %s", (_NAME,)).fetchone()
+    last = int(row[0]) if row else 0
+    return last, changes.since(conn, last, 500)
+
+
+def _record(conn: psycopg.Connection[Any], last_id: int) -> None:
+    conn.execute("UPDATE change_relay SET last_id = %s WHERE name = %s", (last_id, _NAME))
+
+
+def message(change_id: int, kind: str, payload_json: str) -> tuple[bytes, bytes]:
+    """(key, value) of one change: key = unit (alarms) or site, value = JSON."""
+    payload = json.loads(payload_json)
+    key = payload.get("unit_id") or payload.get("site_id") or ""
+    value = {"change_id": change_id, "kind": kind, **payload}
+    return str(key).encode(), json.dumps(value, separators=(",", ":")).encode()
+
+
+async def run_relay(
+    database: DatabaseSettings, kafka: KafkaSettings, stop: asyncio.Event, every_s: float = 0.1
+) -> None:
+    """Relay until ``stop`` is set."""
+    await kafka_clients.ensure_topics(kafka, kafka.alarms_topic)
+    conn = await asyncio.to_thread(psycopg.connect, database.conninfo(), autocommit=True)
+    producer = kafka_clients.make_producer(kafka)
+    await producer.start()
+    try:
+        while not stop.is_set():
+            try:
+                _last, rows = await asyncio.to_thread(_pending, conn)
+            except psycopg.Error:
+                log.exception("reading the change log failed; retrying")
+                rows = []
+            if rows:
+                sends = []
+                for change_id, kind, payload in rows:
+                    key, value = message(change_id, kind, payload)
+                    sends.append(await producer.send(kafka.alarms_topic, value, key=key))
+                await asyncio.gather(*sends)  # acknowledged (acks=all) before recording
+                await asyncio.to_thread(_record, conn, rows[-1][0])
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+    finally:
+        await producer.stop()
+        conn.close()
