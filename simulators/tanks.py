@@ -51,6 +51,7 @@ class Tanks:
         self.mass_t = self.capacity_t * START_FILL
         self.t_c = np.full(n, ambient_c)
         self.coef = np.full((n, 5), np.nan)
+        self.t_valid_k = np.full(n, 370.0)  # DIPPR validity (near the critical point)
         self.latent = np.full(n, 400.0)
         self.cp = np.full(n, 2.0)
         for i, u in enumerate(units):
@@ -58,6 +59,7 @@ class Tanks:
             if gas is not None:
                 data = LIQUEFIED[gas]
                 self.coef[i] = data.c
+                self.t_valid_k[i] = data.valid_k[1]
                 self.latent[i], self.cp[i] = data.latent_kj_kg, data.cp_kj_kg_k
         self.liquefied = ~np.isnan(self.coef[:, 0])
         self.relief_barg = np.array(
@@ -101,11 +103,12 @@ class Tanks:
         self.nc_bar *= np.where(self.relief_open, np.exp(-dt / NC_VENT_TAU_S), 1.0)
         self.mass_t += inp.transfer_t_h * dt / 3600 - inp.leak_kg_s * dt / 1000 - boiled_t
         self.mass_t = np.clip(self.mass_t, 0.0, self.capacity_t)
+        self.t_c = np.minimum(self.t_c, 400.0)  # an emptied shell in a fire: bounded
 
     def pressure_barg(self) -> np.ndarray:
         """Gauge pressure: Psat(T) - 1 atm + non-condensables (0 for atmospheric stores)."""
         c1, c2, c3, c4, c5 = self._coef_safe.T
-        t = self.t_c + 273.15
+        t = np.minimum(self.t_c + 273.15, self.t_valid_k)
         psat = np.exp(c1 + c2 / t + c3 * np.log(t) + c4 * t**c5) / 1e5
         return np.where(self.liquefied, psat - ATM_BAR, 0.0) + self.nc_bar
 
