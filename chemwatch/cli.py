@@ -10,6 +10,7 @@ from chemwatch import db, demo, stack
 from detectors import cli as detectors_cli
 from ingest import cli as ingest_cli
 from simulators import cli as simulators_cli
+from simulators import load as simulators_load
 from simulators import score as simulators_score
 
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         module.add_arguments(sub.add_parser(name, help=text, description=module.__doc__))
     simulators_score.add_parser(sub)
+    simulators_load.add_parser(sub)
     db.add_parser(sub)
     demo.add_parser(sub)
     return parser
