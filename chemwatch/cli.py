@@ -11,6 +11,7 @@ from detectors import cli as detectors_cli
 from ingest import cli as ingest_cli
 from simulators import cli as simulators_cli
 from simulators import load as simulators_load
+from simulators import replay as simulators_replay
 from simulators import score as simulators_score
 
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(sub.add_parser(name, help=text, description=module.__doc__))
     simulators_score.add_parser(sub)
     simulators_load.add_parser(sub)
+    simulators_replay.add_parser(sub)
     db.add_parser(sub)
     demo.add_parser(sub)
     return parser
