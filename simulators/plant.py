@@ -26,6 +26,7 @@ from simulators.truth import Truth
 _BREACH = re.compile(r"^(?P<sensor>[^=]+)=(?P<value>-?[\d.]+)@(?P<start>[\d.]+)\+(?P<dur>[\d.]+)$")
 STORE_KINDS = ("storage_tank", "storage_area", "warehouse")
 # sources of a sensor's true value
+MAX_TRANSPORT_S = 900.0  # a leak's gas is gone from the site this long after it stops
 GENERIC, TANK_T, TANK_P, TANK_L, REACT_T, REACT_P, COOLANT, GAS = range(8)
 
 
@@ -95,6 +96,7 @@ class Simulation:
         self._held: list[tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._gateway_buffer: dict[str, list[tuple[np.ndarray, ...]]] = {}
         self._charged: set[str] = set()
+        self._leak_geometry: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.truth = Truth(registry, self.events, start_ns, self._candidates())
 
     # ---------------------------------------------------------------- set-up
@@ -227,18 +229,23 @@ class Simulation:
         return leak_part
 
     def _plume(self, e: Event, t: float, wind_u: float, towards: float) -> np.ndarray:
-        site = self.registry.units[e.unit or ""][0].id
-        sel = (self.src == GAS) & (self.site == site)
-        source = np.asarray(e.at_m) if e.at_m is not None else self.centre[e.unit or ""]
-        d = self.pos[sel] - source
+        out = np.zeros(self.n)
+        if t < e.start or t > e.end + MAX_TRANSPORT_S:
+            return out
+        if e.id not in self._leak_geometry:
+            site = self.registry.units[e.unit or ""][0].id
+            sel = np.flatnonzero((self.src == GAS) & (self.site == site))
+            source = np.asarray(e.at_m) if e.at_m is not None else self.centre[e.unit or ""]
+            inv = self.registry.units[e.unit or ""][1].inventories
+            substance = e.substance or (inv[0].substance if inv else "propane")
+            # catalytic %LEL heads respond to any flammable gas; other heads to their own
+            match = (self.substance[sel] == substance) | (self.units_arr[sel] == "%LEL")
+            per_kg_m3 = to_sensor_units(np.ones(len(sel)), substance, self.units_arr[sel])
+            self._leak_geometry[e.id] = (sel, self.pos[sel] - source, per_kg_m3 * match)
+        sel, d, factor = self._leak_geometry[e.id]
         c, x = plume_kg_m3(e.rate_kg_s, wind_u, towards, d[:, 0], d[:, 1])
         emitted = t - np.maximum(x, 0) / max(wind_u, 0.5)  # transport delay
-        c = np.where((emitted >= e.start) & (emitted < e.end), c, 0.0)
-        substance = e.substance or self.registry.units[e.unit or ""][1].inventories[0].substance
-        # catalytic %LEL heads respond to any flammable gas; other heads only to their own
-        match = (self.substance[sel] == substance) | (self.units_arr[sel] == "%LEL")
-        out = np.zeros(self.n)
-        out[sel] = np.where(match, to_sensor_units(c, substance, self.units_arr[sel]), 0.0)
+        out[sel] = np.where((emitted >= e.start) & (emitted < e.end), c, 0.0) * factor
         return out
 
     def _faults(self, t: float) -> FaultMasks:

@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -125,7 +126,7 @@ class Publisher:
         client.loop_start()
         gw_clients = {u: g.online() for u, g in self.gateways.items()}
         ledger = opts.ledger.open("a", encoding="utf-8") if opts.ledger else None
-        pending: list[Any] = []
+        pending: deque[Any] = deque()
         offline: frozenset[str] = frozenset()
         s = self.summary
         try:
@@ -144,9 +145,9 @@ class Publisher:
                     gw_clients[unit] = self.gateways[unit].online()
                     s.events.append(f"{iso(self._ns(step.t_s))} gateway {unit} online")
                 offline = step.offline_units
-                pending += self._publish(client, gw_clients, step, ledger)
-                if len(pending) > 5000:
-                    pending = [p for p in pending if not p.is_published()]
+                pending.extend(self._publish(client, gw_clients, step, ledger))
+                while pending and pending[0].is_published():  # acks come (nearly) in order
+                    pending.popleft()
                 now = time.monotonic()
                 ahead = start + step.t_s / opts.speed - now
                 s.behind_s = max(s.behind_s, -ahead)
@@ -165,6 +166,7 @@ class Publisher:
                 if g.client is not None:
                     g.client.disconnect()
                     g.client.loop_stop()
+            client.disable_logger()  # paho logs a harmless race of its loop thread here
             client.disconnect()
             client.loop_stop()
             if ledger:
@@ -190,7 +192,9 @@ class Publisher:
         if not len(step.sensor):
             return []
         qos = self.settings.mqtt.qos
-        ts = [iso(t) for t in step.ts_ns.tolist()]
+        uniq, inverse = np.unique(step.ts_ns, return_inverse=True)  # mostly one per step
+        stamps = [iso(t) for t in uniq.tolist()]
+        ts = [stamps[k] for k in inverse.ravel().tolist()]
         values = self.sim.instruments.rounded(step.sensor, step.value)
         infos = []
         sensors = step.sensor.tolist()
@@ -211,7 +215,7 @@ class Publisher:
                     {"sensor": ref.sensor.id, "ts": ts[k], "value": values[k]}
                 )
             else:
-                payload = json.dumps({"ts": ts[k], "value": values[k]})
+                payload = f'{{"ts":"{ts[k]}","value":{values[k]!r}}}'
                 infos.append(c.publish(self.topics[i], payload, qos=qos))
             if ledger:
                 ledger.write(json.dumps({"sensor": ref.sensor.id, "ts": ts[k], "value": values[k]}))
