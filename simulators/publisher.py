@@ -31,6 +31,7 @@ from simulators.settings import SimulatorSettings
 from simulators.truth import iso
 
 log = logging.getLogger(__name__)
+MAX_UNACKED = 20_000
 PUBLISHED = Counter("chemwatch_simulator_published_total", "Readings published")
 _MALFORMED = (
     lambda ts, v: b"{not json",
@@ -46,6 +47,7 @@ class Summary:
     readings: int = 0
     messages: int = 0
     malformed: int = 0
+    failed: int = 0  # publishes paho refused (e.g. while disconnected)
     sim_s: float = 0.0
     wall_s: float = 0.0
     behind_s: float = 0.0  # worst lag of the wall clock behind the simulated schedule
@@ -55,7 +57,8 @@ class Summary:
         rate = self.readings / self.wall_s if self.wall_s else 0.0
         return (
             f"simulated {self.sim_s:,.0f} s in {self.wall_s:,.1f} s wall; {self.readings:,} "
-            f"readings in {self.messages:,} messages ({rate:,.0f}/s), {self.malformed} malformed; "
+            f"readings in {self.messages:,} messages ({rate:,.0f}/s), {self.malformed} malformed, "
+            f"{self.failed} refused by the client; "
             f"max fall-behind {self.behind_s:.2f} s"
         )
 
@@ -145,9 +148,19 @@ class Publisher:
                     gw_clients[unit] = self.gateways[unit].online()
                     s.events.append(f"{iso(self._ns(step.t_s))} gateway {unit} online")
                 offline = step.offline_units
-                pending.extend(self._publish(client, gw_clients, step, ledger))
-                while pending and pending[0].is_published():  # acks come (nearly) in order
-                    pending.popleft()
+                for info in self._publish(client, gw_clients, step, ledger):
+                    if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                        pending.append(info)
+                    else:
+                        s.failed += 1
+                # back-pressure: paho's message ids wrap at 65535, and a backlog only
+                # hides that we fall behind (which the summary then reports)
+                while True:
+                    while pending and pending[0].is_published():  # acks come in order
+                        pending.popleft()
+                    if len(pending) < MAX_UNACKED or stop.is_set():
+                        break
+                    await asyncio.sleep(0.005)
                 now = time.monotonic()
                 ahead = start + step.t_s / opts.speed - now
                 s.behind_s = max(s.behind_s, -ahead)

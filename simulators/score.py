@@ -68,6 +68,7 @@ class Score:
     false_fault_reports: int
     activations: int
     alarms: int | None
+    unexplained: list[str] = field(default_factory=list)  # "time sensor:condition"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,6 +155,7 @@ def score(
         sum(a.is_fault for a in unexplained),
         len(activations),
         alarms,
+        [f"{a.time.isoformat()} {a.sensor}:{a.condition}" for a in unexplained],
     )
 
 
@@ -179,6 +181,7 @@ def render(s: Score) -> str:
         f"unexplained fault reports: {s.false_fault_reports}; condition activations: "
         f"{s.activations}" + ("" if s.alarms is None else f"; alarms raised: {s.alarms}"),
     ]
+    lines += [f"  unexplained: {u}" for u in s.unexplained[:10]]
     return "\n".join(lines)
 
 
