@@ -228,8 +228,8 @@ class Publisher:
                     {"sensor": ref.sensor.id, "ts": ts[k], "value": values[k]}
                 )
             else:
-                payload = f'{{"ts":"{ts[k]}","value":{values[k]!r}}}'
-                infos.append(c.publish(self.topics[i], payload, qos=qos))
+                body = f'{{"ts":"{ts[k]}","value":{values[k]!r}}}'
+                infos.append(c.publish(self.topics[i], body, qos=qos))
             if ledger:
                 ledger.write(json.dumps({"sensor": ref.sensor.id, "ts": ts[k], "value": values[k]}))
                 ledger.write("\n")

@@ -42,9 +42,9 @@ JACKET_TAU_S = 120.0
 def operating_point(unit: Unit) -> tuple[float, float]:
     """(T0 degC, P0 bar(g)) derived from the registry: 15 K below the lowest
     high temperature limit, and 60 % of the head pressure's high limit."""
-    temps = [s for s in unit.sensors if s.kind == "temperature" and s.limits.h is not None]
+    highs = [s.limits.h for s in unit.sensors if s.kind == "temperature"]
     pres = [s for s in unit.sensors if s.kind == "pressure"]
-    t0 = max((s.limits.h for s in temps), default=80.0) - 15.0  # type: ignore[type-var]
+    t0 = max((h for h in highs if h is not None), default=95.0) - 15.0
     p0 = 0.5
     if pres:
         s = pres[0]

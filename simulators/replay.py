@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
             header = {"plant": str(settings.plant), "scenario": f"replay of {args.csv}",
                       "speed": args.speed, "format": args.format, "start": iso(t0_ns),
                       "end": iso(t0_ns + span * 1e9), "readings": sent}  # fmt: skip
-            write_truth(args.truth, header, events)  # type: ignore[arg-type]
+            write_truth(args.truth, header, events)
         return 0
 
     return guarded(main)
