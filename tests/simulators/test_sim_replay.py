@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -84,3 +85,19 @@ def test_replay_publishes_every_mapped_value(
     assert pressure == pytest.approx([10.76, 10.1, 11.42, 11.42, 10.76])
     _header, events = read_truth(truth)
     assert len(events) == 1
+
+
+SKAB = ROOT.parent / "shared" / "datasets" / "skab" / "data" / "other" / "1.csv"
+
+
+@pytest.mark.skipif(not SKAB.exists(), reason="SKAB dataset not present next to the repo")
+def test_reads_the_skab_file_as_its_readme_describes() -> None:
+    times, cols = read_csv(SKAB, None)
+    assert len(times) == 745
+    assert {"Pressure", "Volume Flow RateRMS", "anomaly", "changepoint"} <= set(cols)
+    (event,) = label_events(times, cols["anomaly"], ["LD301-PT-01"], 0, times[0])
+    first = int(np.flatnonzero(cols["anomaly"] > 0.5)[0])
+    assert first == 557  # first anomalous row, per the dataset README
+    assert int(cols["anomaly"].sum()) == 188
+    assert event["start"] == label_events(times[first:], cols["anomaly"][first:], [], 0,
+                                          times[0])[0]["start"]  # fmt: skip
