@@ -13,6 +13,7 @@ from common.errors import ConfigError
 from common.process import guarded, module_main, settings_from_args
 from common.registry import Registry, load_registry
 from common.service import HealthServer, setup_logging, stop_on_signals
+from simulators.dryrun import plot, record
 from simulators.plant import Simulation, parse_breach
 from simulators.publisher import Publisher, Summary
 from simulators.scenario import Scenario, check_events, load_scenario
@@ -67,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ledger", type=Path, help="append every published reading to this JSONL file"
     )
     parser.add_argument("--client-id", help="MQTT client id")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="no broker: simulate as fast as possible"
+    )
+    parser.add_argument("--plot", type=Path, help="with --dry-run: PNG of the affected sensors")
     parser.set_defaults(func=run)
 
 
@@ -123,8 +128,10 @@ def run(args: argparse.Namespace) -> int:
         duration = opts.duration_s or scenario.duration
         t0 = start_ns(opts.start, opts.speed, duration, time.time_ns())
         sim = Simulation(registry, scenario, opts.seed, t0, rbe_pct=opts.rbe_pct, dt_s=opts.step_s)
-        publisher = Publisher(settings, registry, sim)
-        summary = asyncio.run(_serve(settings, publisher, duration))
+        if getattr(args, "dry_run", False):
+            summary = _dry_run(sim, duration, getattr(args, "plot", None))
+        else:
+            summary = asyncio.run(_serve(settings, Publisher(settings, registry, sim), duration))
         truth = opts.truth
         if truth is None and opts.scenario is not None:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -137,6 +144,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return guarded(main)
+
+
+def _dry_run(sim: Simulation, duration: float | None, plot_path: Path | None) -> Summary:
+    if duration is None:
+        raise ConfigError("--dry-run", "", "needs --duration or a scenario with a duration")
+    started = time.monotonic()
+    rec = record(sim, duration)
+    summary = Summary(readings=len(rec.sensor), messages=len(rec.sensor),
+                      malformed=int(rec.malformed.sum()), sim_s=sim.t,
+                      wall_s=time.monotonic() - started)  # fmt: skip
+    if plot_path is not None:
+        shown = plot(plot_path, sim, rec)
+        print(f"plot: {plot_path} ({', '.join(shown)})")
+    return summary
 
 
 def _header(

@@ -6,6 +6,8 @@ import pytest
 
 from common.errors import ConfigError
 from simulators.cli import main, start_ns
+from simulators.truth import read_truth
+from tests.fixtures.services import ROOT
 
 NOW = 1_800_000_000 * 10**9
 
@@ -35,3 +37,17 @@ def test_bad_scenario_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path) 
     bad.write_text("name: x\nevents:\n  - {kind: stuck, start: 1, duration: 2}\n")
     assert main(["--scenario", str(bad), "--duration", "1"]) == 2
     assert "events[0].sensors: stuck needs sensors" in capsys.readouterr().err
+
+
+def test_dry_run_writes_truth_and_plot(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    truth, png = tmp_path / "t.jsonl", tmp_path / "p.png"
+    scenario = ROOT / "examples" / "scenarios" / "overpressure-relief.yaml"
+    code = main(["--scenario", str(scenario), "--dry-run", "--plot", str(png), "--truth",
+                 str(truth), "--duration", "900", "--start", "2026-06-01T00:00:00Z"])  # fmt: skip
+    assert code == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    header, events = read_truth(truth)
+    assert header["start"] == "2026-06-01T00:00:00.000+00:00"
+    assert events[0]["sensors"] == ["TK101-PT-01", "TK101-PT-02"]
+    assert events[0]["first_knowable"] is not None  # 0.6 bar/min reaches H inside 15 min
+    assert "plot:" in capsys.readouterr().out
