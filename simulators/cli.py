@@ -20,6 +20,8 @@ from simulators.scenario import Scenario, check_events, load_scenario
 from simulators.settings import SimulatorSettings
 from simulators.truth import iso, write_truth
 
+UNBOUNDED_HEADSTART_S = 23 * 3600
+
 _FLAGS = {
     "speed": ("simulator", "speed"),
     "duration": ("simulator", "duration_s"),
@@ -94,10 +96,15 @@ def start_ns(setting: str, speed: float, duration_s: float | None, now_ns: int) 
     ``aligned`` starts in the past so that the run ends at the wall clock: accelerated
     timestamps then never run ahead of real time (ingest rejects readings more than
     ``max_future_skew_s`` ahead), and stay within ``max_age_s`` (24 h) when the
-    simulated span is at most a day.
+    simulated span is at most a day. ``auto`` is ``now`` at real time, ``aligned``
+    when accelerated with a known duration, and 23 h back when open-ended.
     """
-    if setting == "now" or (setting == "auto" and (speed <= 1 or duration_s is None)):
+    if setting == "now" or (setting == "auto" and speed <= 1):
         return now_ns
+    if setting == "auto" and duration_s is None:
+        # open-ended and accelerated: start 23 h back, which leaves (23 h + 5 min) /
+        # (speed - 1) of wall time before timestamps run ahead of ingest's skew limit
+        return now_ns - UNBOUNDED_HEADSTART_S * 1_000_000_000
     if setting in ("aligned", "auto"):
         if duration_s is None:
             raise ConfigError("--start", setting, "aligned start needs a duration")

@@ -19,6 +19,7 @@ def test_accelerated_runs_end_at_the_wall_clock() -> None:
     assert NOW - t0 == (86_400 - 1_440) * 10**9
     assert t0 + 86_400 * 10**9 == NOW + 1_440 * 10**9  # ends when the wall clock does
     assert start_ns("auto", 1, 600, NOW) == NOW
+    assert start_ns("auto", 10, None, NOW) == NOW - 23 * 3600 * 10**9  # open-ended demo
     assert start_ns("now", 60, 600, NOW) == NOW
     assert start_ns("2026-01-01T00:00:00Z", 60, None, NOW) == 1_767_225_600 * 10**9
     with pytest.raises(ConfigError, match="needs a duration"):
