@@ -10,6 +10,9 @@ from chemwatch import bench, db, demo, registry_cli, stack, tail
 from detectors import cli as detectors_cli
 from ingest import cli as ingest_cli
 from simulators import cli as simulators_cli
+from simulators import load as simulators_load
+from simulators import replay as simulators_replay
+from simulators import score as simulators_score
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("simulate", simulators_cli, "publish a simulated plant over MQTT"),
     ):
         module.add_arguments(sub.add_parser(name, help=text, description=module.__doc__))
+    simulators_score.add_parser(sub)
+    simulators_load.add_parser(sub)
+    simulators_replay.add_parser(sub)
     db.add_parser(sub)
     registry_cli.add_parser(sub)
     bench.add_parser(sub)

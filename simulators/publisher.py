@@ -1,40 +1,120 @@
-"""Publish the plant model's readings over MQTT (JSON, QoS 1) on a schedule."""
+"""Publish a :class:`~simulators.plant.Simulation` over MQTT, paced to simulated time.
+
+JSON singles (``{prefix}/{site}/{unit}/{sensor}``) or gateway batches
+(``{"readings": [...]}`` on ``{prefix}/{site}/{unit}``), QoS from the MQTT settings.
+Units with a ``gateway_offline`` event publish through their own client whose MQTT
+will (``{prefix}/{site}/{unit}/gateway/state``, ``{"online": false}``, retained) the
+broker sends when the gateway drops off (DISCONNECT reason 0x04, "with will").
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import sys
 import time
-from datetime import UTC, datetime
+from collections import deque
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Counter
 
 from common import mqtt as mqtt_clients
 from common.registry import Registry
-from simulators.plant import PlantModel
+from simulators.plant import Simulation, Step
 from simulators.settings import SimulatorSettings
+from simulators.truth import iso
 
 log = logging.getLogger(__name__)
+MAX_UNACKED = 20_000
 PUBLISHED = Counter("chemwatch_simulator_published_total", "Readings published")
+_MALFORMED = (
+    lambda ts, v: b"{not json",
+    lambda ts, v: json.dumps({"ts": ts}).encode(),
+    lambda ts, v: json.dumps({"ts": ts, "value": str(v)}).encode(),
+    lambda ts, v: json.dumps({"ts": "yesterday", "value": v}).encode(),
+    lambda ts, v: b"\xff\xfe\x00",
+)
+
+
+@dataclass(slots=True)
+class Summary:
+    readings: int = 0
+    messages: int = 0
+    malformed: int = 0
+    failed: int = 0  # publishes paho refused (e.g. while disconnected)
+    sim_s: float = 0.0
+    wall_s: float = 0.0
+    behind_s: float = 0.0  # worst lag of the wall clock behind the simulated schedule
+    events: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        rate = self.readings / self.wall_s if self.wall_s else 0.0
+        return (
+            f"simulated {self.sim_s:,.0f} s in {self.wall_s:,.1f} s wall; {self.readings:,} "
+            f"readings in {self.messages:,} messages ({rate:,.0f}/s), {self.malformed} malformed, "
+            f"{self.failed} refused by the client; "
+            f"max fall-behind {self.behind_s:.2f} s"
+        )
+
+
+class Gateway:
+    """An MQTT client of its own for one unit's gateway, with a last will."""
+
+    def __init__(self, settings: SimulatorSettings, site: str, unit: str) -> None:
+        self.settings = settings
+        self.client_id = f"{settings.simulator.client_id}-gw-{unit}"
+        self.state_topic = f"{settings.mqtt.topic_prefix}/{site}/{unit}/gateway/state"
+        self.client: mqtt.Client | None = None
+
+    def online(self) -> mqtt.Client:
+        c = mqtt_clients.make_client(self.settings.mqtt, self.client_id, persistent=False)
+        c.will_set(self.state_topic, json.dumps({"online": False}), qos=1, retain=True)
+        c.on_connect = lambda cl, *_a: cl.publish(
+            self.state_topic, json.dumps({"online": True}), qos=1, retain=True
+        )
+        mqtt_clients.connect(c, self.settings.mqtt, persistent=False)
+        c.loop_start()
+        self.client = c
+        return c
+
+    def offline(self) -> None:
+        """Drop off the way a failing gateway does: the broker publishes the will."""
+        if self.client is not None:
+            self.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
+            self.client.loop_stop()
+            self.client = None
 
 
 class Publisher:
-    """Publishes every sensor at its registry interval divided by ``speed``."""
+    """Steps the simulation and publishes each step's readings."""
 
-    def __init__(self, settings: SimulatorSettings, registry: Registry, model: PlantModel) -> None:
+    def __init__(self, settings: SimulatorSettings, registry: Registry, sim: Simulation) -> None:
         self.settings = settings
         self.registry = registry
-        self.model = model
-        self.period_s = np.array([r.sensor.interval_s for r in registry]) / settings.simulator.speed
+        self.sim = sim
         prefix = settings.mqtt.topic_prefix
         self.topics = [f"{prefix}/{r.site.id}/{r.unit.id}/{r.sensor.id}" for r in registry]
+        self.unit_topic = {u: f"{prefix}/{s.id}/{u}" for u, (s, _) in registry.units.items()}
+        units = sorted(registry.units)
+        self.unit_code = np.array([units.index(r.unit.id) for r in registry])
+        self.units = units
+        self.gateways = {
+            e.unit: Gateway(settings, registry.units[e.unit][0].id, e.unit)
+            for e in sim.events
+            if e.kind == "gateway_offline" and e.unit
+        }
         self.connected = False
+        self.summary = Summary()
+        self._malformed_n = 0
 
-    async def run(self, stop: asyncio.Event) -> int:
-        """Publish until ``stop`` or the configured duration; return readings published."""
+    async def run(self, stop: asyncio.Event, duration_s: float | None) -> Summary:
+        """Publish until ``stop`` or ``duration_s`` of simulated time."""
         opts = self.settings.simulator
         client = mqtt_clients.make_client(self.settings.mqtt, opts.client_id, persistent=False)
         loop = asyncio.get_running_loop()
@@ -47,45 +127,118 @@ class Publisher:
         client.on_connect = on_connect
         mqtt_clients.connect(client, self.settings.mqtt, persistent=False)
         client.loop_start()
+        gw_clients = {u: g.online() for u, g in self.gateways.items()}
         ledger = opts.ledger.open("a", encoding="utf-8") if opts.ledger else None
-        count, pending = 0, []
+        pending: deque[Any] = deque()
+        offline: frozenset[str] = frozenset()
+        s = self.summary
         try:
             await _first(ready, stop)
             start = time.monotonic()
-            next_due = np.zeros(len(self.registry))
+            last_progress = start
             while not stop.is_set():
-                t = time.monotonic() - start
-                if opts.duration_s is not None and t >= opts.duration_s:
+                if duration_s is not None and self.sim.t + 1e-9 >= duration_s:
                     break
-                due = np.flatnonzero(next_due <= t)
-                if len(due):
-                    pending += self._publish(client, due, t, ledger)
-                    count += len(due)
-                    next_due[due] += self.period_s[due]
-                    pending = [p for p in pending if not p.is_published()]
-                wait = max(0.0, float(next_due.min()) - (time.monotonic() - start))
-                await asyncio.sleep(min(wait, 0.5))
+                step = self.sim.step()
+                for unit in step.offline_units - offline:
+                    self.gateways[unit].offline()
+                    gw_clients.pop(unit, None)
+                    s.events.append(f"{iso(self._ns(step.t_s))} gateway {unit} offline")
+                for unit in offline - step.offline_units:
+                    gw_clients[unit] = self.gateways[unit].online()
+                    s.events.append(f"{iso(self._ns(step.t_s))} gateway {unit} online")
+                offline = step.offline_units
+                for info in self._publish(client, gw_clients, step, ledger):
+                    if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                        pending.append(info)
+                    else:
+                        s.failed += 1
+                # back-pressure: paho's message ids wrap at 65535, and a backlog only
+                # hides that we fall behind (which the summary then reports)
+                while True:
+                    while pending and pending[0].is_published():  # acks come in order
+                        pending.popleft()
+                    if len(pending) < MAX_UNACKED or stop.is_set():
+                        break
+                    await asyncio.sleep(0.005)
+                now = time.monotonic()
+                ahead = start + step.t_s / opts.speed - now
+                s.behind_s = max(s.behind_s, -ahead)
+                s.sim_s, s.wall_s = step.t_s, now - start
+                if opts.progress and now - last_progress >= 2:
+                    last_progress = now
+                    print(self._status(step.t_s), file=sys.stderr, flush=True)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
             for info in pending:  # QoS 1: wait for every PUBACK before we report done
-                await asyncio.to_thread(info.wait_for_publish, 30)
+                if not info.is_published():
+                    await asyncio.to_thread(info.wait_for_publish, 30)
+            s.wall_s = time.monotonic() - start
         finally:
+            for g in self.gateways.values():
+                if g.client is not None:
+                    g.client.disconnect()
+                    g.client.loop_stop()
+            client.disable_logger()  # paho logs a harmless race of its loop thread here
             client.disconnect()
             client.loop_stop()
             if ledger:
                 ledger.close()
-        log.info("published %d readings", count)
-        return count
+        log.info("%s", s.line())
+        return s
 
-    def _publish(self, client: Any, due: np.ndarray, t: float, ledger: IO[str] | None) -> list[Any]:
-        values = self.model.values(t, due)
-        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+    def _ns(self, t_s: float) -> int:
+        return self.sim.start_ns + round(t_s * 1e9)
+
+    def _status(self, t_s: float) -> str:
+        s = self.summary
+        rate = s.readings / s.wall_s if s.wall_s else 0.0
+        active = [e.id for e in self.sim.events if e.active(t_s)]
+        return (
+            f"[sim {iso(self._ns(t_s))} +{t_s:,.0f}s] sent {s.readings:,} ({rate:,.0f}/s)"
+            f" behind {s.behind_s:.1f}s active: {', '.join(active) or '-'}"
+        )
+
+    def _publish(
+        self, client: mqtt.Client, gw: dict[str, mqtt.Client], step: Step, ledger: IO[str] | None
+    ) -> list[Any]:
+        if not len(step.sensor):
+            return []
+        qos = self.settings.mqtt.qos
+        uniq, inverse = np.unique(step.ts_ns, return_inverse=True)  # mostly one per step
+        stamps = [iso(t) for t in uniq.tolist()]
+        ts = [stamps[k] for k in inverse.ravel().tolist()]
+        values = self.sim.instruments.rounded(step.sensor, step.value)
         infos = []
-        for i, value in zip(due.tolist(), values.tolist(), strict=True):  # one MQTT message each
-            sensor = self.registry.sensors[i].sensor.id
-            payload = json.dumps({"ts": stamp, "value": value})
-            infos.append(client.publish(self.topics[i], payload, qos=self.settings.mqtt.qos))
+        sensors = step.sensor.tolist()
+        bad = step.malformed.tolist()
+        batch = self.settings.simulator.format == "batch"
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for k, i in enumerate(sensors):  # one MQTT message per reading (or per unit below)
+            ref = self.registry.sensors[i]
+            c = gw.get(ref.unit.id, client)
+            if bad[k]:
+                payload = _MALFORMED[self._malformed_n % len(_MALFORMED)](ts[k], values[k])
+                self._malformed_n += 1
+                self.summary.malformed += 1
+                infos.append(c.publish(self.topics[i], payload, qos=qos))
+                continue
+            if batch:
+                groups.setdefault(ref.unit.id, []).append(
+                    {"sensor": ref.sensor.id, "ts": ts[k], "value": values[k]}
+                )
+            else:
+                body = f'{{"ts":"{ts[k]}","value":{values[k]!r}}}'
+                infos.append(c.publish(self.topics[i], body, qos=qos))
             if ledger:
-                ledger.write(json.dumps({"sensor": sensor, "ts": stamp, "value": value}) + "\n")
-        PUBLISHED.inc(len(due))
+                ledger.write(json.dumps({"sensor": ref.sensor.id, "ts": ts[k], "value": values[k]}))
+                ledger.write("\n")
+        for unit, readings in groups.items():
+            c = gw.get(unit, client)
+            infos.append(c.publish(self.unit_topic[unit], json.dumps({"readings": readings}), qos))
+        self.summary.readings += len(sensors)
+        self.summary.messages += len(infos)
+        PUBLISHED.inc(len(sensors))
         return infos
 
 

@@ -1,0 +1,227 @@
+"""``chemwatch loadgen``: N sensors at R readings/s in total, over several processes.
+
+Each worker process owns a share of the sensors and publishes ``R / P`` readings/s
+on a fixed schedule: reading ``s`` of a worker is due at ``start + s / rate`` and
+carries that time as its timestamp, so timestamps are exact and distinct per
+sensor. A worker that cannot keep up publishes the backlog as fast as it can and
+reports how far it fell behind. The ledger holds, per sensor, the count and two
+order-independent checksums (sum of timestamps in ms, sum of values in hundredths)
+that anyone can recompute from the ``readings`` table to prove nothing was lost.
+
+Synthetic sensors are ``LOAD-000000`` ... in site ``load``, units of 100 sensors;
+``--write-plant`` writes the matching registry so ingest and detectors accept them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common import mqtt as mqtt_clients
+from common.cli import add_common_arguments
+from common.process import guarded, settings_from_args
+from common.settings import MqttSettings
+from simulators.settings import SimulatorSettings
+
+SITE = "load"
+PER_UNIT = 100
+
+
+def sensor_id(k: int) -> str:
+    return f"LOAD-{k:06d}"
+
+
+def unit_id(k: int) -> str:
+    return f"LU{k // PER_UNIT:04d}"
+
+
+def synthetic_plant(n: int, rate: float) -> dict[str, Any]:
+    """A registry document for ``n`` load sensors reporting at ``rate`` in total."""
+    interval = max(n / rate, 0.001)
+    units = []
+    for u in range(0, n, PER_UNIT):
+        sensors = [
+            {"id": sensor_id(k), "kind": "pressure", "unit": "bar(g)", "range": [0, 100],
+             "interval_s": round(interval, 6)}
+            for k in range(u, min(u + PER_UNIT, n))
+        ]  # fmt: skip
+        units.append({"id": unit_id(u), "name": f"load unit {u // PER_UNIT}",
+                      "kind": "process_unit", "sensors": sensors})  # fmt: skip
+    site = {"id": SITE, "name": "load test", "enterprise": "-", "region": "-", "units": units}
+    return {"name": f"load test plant ({n} sensors)", "sites": [site]}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    worker: int
+    workers: int
+    sensors: int
+    rate: float  # this worker's readings/s
+    duration_s: float
+    start_at: float  # epoch seconds, shared by all workers
+    batch: int  # readings per MQTT message (1 = JSON singles)
+    qos: int
+    mqtt: MqttSettings
+    client_id: str
+
+
+def value_of(seq: int) -> float:
+    return (seq % 10_000) / 100
+
+
+def _worker(job: Job, results: Any) -> None:
+    mine = list(range(job.worker, job.sensors, job.workers))
+    prefix = job.mqtt.topic_prefix
+    topics = [f"{prefix}/{SITE}/{unit_id(k)}/{sensor_id(k)}" for k in mine]
+    unit_topics = [f"{prefix}/{SITE}/{unit_id(k)}" for k in mine]
+    ids = [sensor_id(k) for k in mine]
+    client = mqtt_clients.make_client(job.mqtt, f"{job.client_id}-{job.worker}", persistent=False)
+    client.max_queued_messages_set(0)
+    mqtt_clients.connect(client, job.mqtt, persistent=False)
+    client.loop_start()
+    while not client.is_connected():
+        time.sleep(0.01)
+    n, total = len(mine), int(job.rate * job.duration_s)
+    ledger = {sid: [0, 0, 0] for sid in ids}
+    start_ms = job.start_at * 1000
+    sent, behind, infos = 0, 0.0, []
+    time.sleep(max(0.0, job.start_at - time.time()))
+    while sent < total:
+        due = min(total, int((time.time() - job.start_at) * job.rate) + 1)
+        if due <= sent:
+            time.sleep(min(0.002, (sent - due + 1) / job.rate))
+            continue
+        behind = max(behind, (due - sent) / job.rate)
+        groups: dict[str, list[str]] = {}
+        for seq in range(sent, due):
+            j = seq % n
+            ts = int(start_ms + seq * 1000 / job.rate)
+            v = value_of(seq)
+            row = ledger[ids[j]]
+            row[0] += 1
+            row[1] += ts
+            row[2] += round(v * 100)
+            if job.batch == 1:
+                infos.append(client.publish(topics[j], f'{{"ts":{ts},"value":{v}}}', job.qos))
+            else:
+                groups.setdefault(unit_topics[j], []).append(
+                    f'{{"sensor":"{ids[j]}","ts":{ts},"value":{v}}}'
+                )
+        for topic, items in groups.items():
+            for i in range(0, len(items), job.batch):
+                body = '{"readings":[' + ",".join(items[i : i + job.batch]) + "]}"
+                infos.append(client.publish(topic, body, job.qos))
+        sent = due
+        if job.qos and len(infos) > 20_000:
+            infos = [i for i in infos if not i.is_published()]
+    for info in infos:
+        if job.qos:
+            info.wait_for_publish(60)
+    end = time.time()
+    client.disable_logger()  # paho logs a harmless race of its loop thread on disconnect
+    client.disconnect()
+    client.loop_stop()
+    results.put({"worker": job.worker, "sent": sent, "end": end, "behind_s": behind,
+                 "ledger": ledger})  # fmt: skip
+
+
+def run_load(
+    mqtt: MqttSettings, sensors: int, rate: float, processes: int, duration_s: float,
+    batch: int = 1, qos: int = 0, client_id: str = "chemwatch-loadgen",
+) -> dict[str, Any]:  # fmt: skip
+    """Run the workers; return achieved rate, fall-behind and the merged ledger."""
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    start_at = time.time() + 1.5 + 0.3 * processes  # time for the workers to start
+    jobs = [
+        Job(w, processes, sensors, rate / processes, duration_s, start_at, batch, qos, mqtt,
+            client_id)
+        for w in range(processes)
+    ]  # fmt: skip
+    procs = [ctx.Process(target=_worker, args=(j, results), daemon=True) for j in jobs]
+    for p in procs:
+        p.start()
+    reports = [results.get(timeout=duration_s + 120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    sent = sum(r["sent"] for r in reports)
+    elapsed = max(r["end"] for r in reports) - start_at
+    ledger: dict[str, list[int]] = {}
+    for r in reports:
+        ledger |= r["ledger"]
+    achieved = sent / elapsed if elapsed > 0 else 0.0
+    return {
+        "sensors": sensors,
+        "processes": processes,
+        "requested_rate": rate,
+        "achieved_rate": round(achieved, 1),
+        "deviation_pct": round(100 * (achieved - rate) / rate, 2),
+        "sent": sent,
+        "elapsed_s": round(elapsed, 3),
+        "max_fall_behind_s": round(max(r["behind_s"] for r in reports), 3),
+        "qos": qos,
+        "batch": batch,
+        "ledger": ledger,
+    }
+
+
+def verify(ledger: dict[str, list[int]], rows: list[tuple[str, int, int, int]]) -> list[str]:
+    """Compare a ledger with ``(sensor, count, sum_ts_ms, sum_value_centi)`` rows read
+    downstream; return the sensors that differ (empty = nothing lost or altered)."""
+    seen = {r[0]: list(r[1:]) for r in rows}
+    return sorted(s for s, want in ledger.items() if seen.get(s) != want)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``loadgen``."""
+    p = sub.add_parser("loadgen", help="publish N sensors at R readings/s (load test)",
+                       description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add_common_arguments(p)
+    p.add_argument("--sensors", type=int, default=10_000)
+    p.add_argument("--rate", type=float, default=20_000, help="readings/s in total")
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--duration", type=float, default=30, metavar="S")
+    p.add_argument("--batch", type=int, default=1, help="readings per message (1 = singles)")
+    p.add_argument("--qos", type=int, choices=[0, 1], default=0)
+    p.add_argument("--ledger", type=Path, help="write the per-sensor ledger (JSON) here")
+    p.add_argument("--write-plant", type=Path, help="write the matching plant registry and exit")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    def main() -> int:
+        if args.write_plant:
+            doc = synthetic_plant(args.sensors, args.rate)
+            args.write_plant.write_text(yaml.safe_dump(doc, sort_keys=False))
+            print(f"wrote {args.write_plant} ({args.sensors} sensors)")
+            return 0
+        settings = settings_from_args(SimulatorSettings, args)
+        result = run_load(settings.mqtt, args.sensors, args.rate, args.processes,
+                          args.duration, args.batch, args.qos)  # fmt: skip
+        ledger = result.pop("ledger")
+        if args.ledger:
+            args.ledger.write_text(json.dumps(ledger))
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(
+                f"{result['sent']:,} readings in {result['elapsed_s']:.1f} s: "
+                f"{result['achieved_rate']:,.0f}/s of {args.rate:,.0f}/s requested "
+                f"({result['deviation_pct']:+.2f} %), max fall-behind "
+                f"{result['max_fall_behind_s']:.3f} s, {args.processes} processes, "
+                f"QoS {args.qos}, {args.batch} reading(s)/message",
+                file=sys.stdout,
+            )
+        return 0
+
+    return guarded(main)
