@@ -8,6 +8,7 @@ import sys
 from alerting import cli as alerting_cli
 from chemwatch import db, demo, stack
 from detectors import cli as detectors_cli
+from detectors import tools_cli as detectors_tools
 from ingest import cli as ingest_cli
 from simulators import cli as simulators_cli
 
@@ -29,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(sub.add_parser(name, help=text, description=module.__doc__))
     db.add_parser(sub)
     demo.add_parser(sub)
+    detectors_tools.add_evaluate(sub)
+    bench = sub.add_parser("bench", help="benchmarks: a table, or --json for one JSON object")
+    bench_sub = bench.add_subparsers(dest="bench_area", required=True, metavar="AREA")
+    detectors_tools.add_bench(bench_sub)
     return parser
 
 
