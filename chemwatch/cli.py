@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser(sub)
     demo.add_parser(sub)
     detectors_tools.add_evaluate(sub)
+    detectors_tools.add_detectors(sub)
     bench = sub.add_parser("bench", help="benchmarks: a table, or --json for one JSON object")
     bench_sub = bench.add_subparsers(dest="bench_area", required=True, metavar="AREA")
     detectors_tools.add_bench(bench_sub)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from detectors.base import Transitions
-from detectors.batch import ewma, group_ends, group_starts
+from detectors.batch import ewma, ffill, group_ends, group_starts
 from detectors.decision import Decision
 
 MODEL_VERSION = 1
@@ -162,3 +162,98 @@ class PcaDetector:
             np.ones(len(r)),
             activated,
         )
+
+
+# Online defaults, the configuration measured on SKAB (docs/detectors.md).
+ONLINE = {"limit_factor": 2.0, "smoothing": 0.2, "on_delay_s": 5.0, "off_delay_s": 30.0}
+
+
+class UnitMspc:
+    """PCA T²/Q per unit on live readings: rows aligned by holding each sensor's last value.
+
+    Every usable reading of a modelled sensor yields one row: the unit's sensors with their
+    latest values (sample-and-hold, per column a forward fill over the unit's rows). Rows
+    before every sensor has reported once are skipped.
+    """
+
+    name = "mspc"
+    conditions = ("MSPC",)
+
+    def __init__(
+        self,
+        index_of: dict[str, int],
+        n_sensors: int,
+        models: dict[str, tuple[int, PcaModel]],
+    ) -> None:
+        self.units = sorted(models)
+        self.versions = [models[u][0] for u in self.units]
+        pca = [models[u][1] for u in self.units]
+        self.det = PcaDetector(
+            pca,
+            ONLINE["limit_factor"],
+            ONLINE["smoothing"],
+            ONLINE["on_delay_s"],
+            ONLINE["off_delay_s"],
+        )
+        self.model_of = np.full(n_sensors, -1, np.int64)
+        self.col_of = np.full(n_sensors, -1, np.int64)
+        for m, model in enumerate(pca):
+            for j, sid in enumerate(model.sensors):
+                i = index_of.get(sid)
+                if i is not None:
+                    self.model_of[i], self.col_of[i] = m, j
+        self.last = [np.full(len(model.sensors), np.nan) for model in pca]
+
+    def process(
+        self, s: np.ndarray, t: np.ndarray, v: np.ndarray, usable: np.ndarray
+    ) -> Transitions:
+        """Score the modelled readings of a sorted batch; ``sensor`` of the result = model."""
+        rows = np.flatnonzero(usable & (self.model_of[s] >= 0))
+        if len(self.units) == 0 or len(rows) == 0:
+            return Transitions(*(np.array([], d) for d in "iibiffi"))
+        m, col = self.model_of[s[rows]], self.col_of[s[rows]]
+        order = np.lexsort((t[rows], m))
+        rows, m, col = rows[order], m[order], col[order]
+        tt, vv = t[rows], v[rows]
+        starts = group_starts(m)
+        keep = np.zeros(len(rows), bool)
+        parts = []
+        for u in np.unique(m):  # one loop per unit and per sensor column, not per reading
+            g = np.flatnonzero(m == u)
+            p = len(self.last[u])
+            xu = np.empty((len(g), p))
+            for j in range(p):
+                mine = col[g] == j
+                init = np.full(len(g), self.last[u][j])
+                xu[:, j] = ffill(mine, vv[g], starts[g], init)
+            self.last[u] = xu[-1].copy()
+            parts.append(xu)
+            keep[g] = ~np.isnan(xu).any(axis=1)
+        x = np.vstack(parts)
+        return self.det.process_rows(m[keep], tt[keep], x[keep])
+
+    def snapshot(self, unit: str) -> dict[str, Any] | None:
+        """State of one unit (None when it has no model)."""
+        if unit not in self.units:
+            return None
+        u = self.units.index(unit)
+        sm = self.det.smoothed[u]
+        return {
+            "version": self.versions[u],
+            "last": [None if np.isnan(x) else float(x) for x in self.last[u]],
+            "smoothed": None if sm is None else [float(x) for x in sm],
+            **{k: int(a[u]) for k, a in self.det.decision.state().items()},
+        }
+
+    def restore(self, unit: str, snap: dict[str, Any]) -> None:
+        """Load :meth:`snapshot` output if it belongs to the same model version."""
+        if unit not in self.units:
+            return
+        u = self.units.index(unit)
+        if snap.get("version") != self.versions[u]:
+            return  # a retrained model starts afresh
+        self.last[u] = np.array([np.nan if x is None else x for x in snap["last"]], float)
+        if snap.get("smoothed") is not None:
+            self.det.smoothed[u] = np.array(snap["smoothed"], float)
+        for k, a in self.det.decision.state().items():
+            a[u] = snap[k]

@@ -86,3 +86,48 @@ def _bench(args: argparse.Namespace) -> int:
     )
     print(json.dumps(result) if args.json else bench.table(result))
     return 0
+
+
+def add_detectors(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``detectors train``."""
+    from common.cli import add_common_arguments
+
+    d = sub.add_parser("detectors", help="detector administration (train models)")
+    d_sub = d.add_subparsers(dest="detectors_command", required=True, metavar="COMMAND")
+    tr = d_sub.add_parser(
+        "train", help="fit a unit's PCA T2/Q model on a normal window; store a new version"
+    )
+    add_common_arguments(tr)
+    tr.add_argument("--unit", required=True, help="unit id from the plant registry")
+    tr.add_argument("--from", dest="start", required=True, help="window start (ISO 8601)")
+    tr.add_argument("--to", dest="end", required=True, help="window end (ISO 8601)")
+    tr.add_argument("--variance", type=float, default=0.9, help="variance kept by the PCA")
+    tr.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    import psycopg
+
+    from common.migrate import migrate
+    from common.process import guarded, settings_from_args
+    from common.registry import load_registry
+    from common.settings import BaseProcessSettings
+    from detectors.train import train_unit
+
+    def main() -> int:
+        settings = settings_from_args(BaseProcessSettings, args)
+        registry = load_registry(settings.plant)
+        start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)
+        migrate(settings.database)
+        with psycopg.connect(settings.database.conninfo()) as conn:
+            version, model = train_unit(conn, registry, args.unit, start, end, args.variance)
+        print(
+            f"{args.unit}: model version {version}, {model.n_train} rows, "
+            f"{model.components.shape[1]} of {len(model.sensors)} components, "
+            f"T2 limit {model.t2_limit:.3g}, Q limit {model.q_limit:.3g}"
+        )
+        return 0
+
+    return guarded(main)

@@ -33,13 +33,16 @@ from common.readings import BatchFormatError, decode_batch
 from common.registry import Registry
 from detectors import metrics
 from detectors.base import Detector, Transitions
+from detectors.batch import sort_batch
 from detectors.config import build_suite
-from detectors.events import condition_events
+from detectors.events import condition_events, mspc_events
+from detectors.multivariate import PcaModel, UnitMspc
 from detectors.settings import DetectorSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STATE_NAME = "suite"  # detector_state.detector of the whole suite's per-unit snapshot
+MODEL_KIND = "pca"  # detector_models.kind of the multivariate models
 
 
 class Worker:
@@ -49,6 +52,7 @@ class Worker:
         self.settings = settings
         self.registry = registry
         self.suite = build_suite(registry)
+        self.mspc = UnitMspc({}, len(registry), {})
         self.index_of = {str(sid): i for i, sid in enumerate(registry.sensor_ids)}
         units = sorted(registry.units)
         self.unit_names = np.array(units, dtype=object)
@@ -168,9 +172,22 @@ class Worker:
             stored = store.load_offsets(
                 self._conn, self.settings.detectors.group_id, self.settings.kafka.readings_topic
             )
+            models = store.load_models(self._conn, MODEL_KIND)
         self.suite.reset()
         for state in snapshots.values():
             self.suite.restore(state, self.index_of)
+        self.mspc = UnitMspc(
+            self.index_of,
+            len(self.registry),
+            {
+                u: (version, PcaModel.from_dict(m))
+                for u, (version, m) in models.items()
+                if u in self.registry.units
+            },
+        )
+        for unit, state in snapshots.items():
+            if state.get("mspc"):
+                self.mspc.restore(unit, state["mspc"])
         return {tp: stored[tp.partition] for tp in partitions if tp.partition in stored}
 
     def _store(
@@ -180,8 +197,7 @@ class Worker:
         assert self._conn is not None
         cols = self._columns([r for records in polled.values() for r in records])
         offsets = {tp: records[-1].offset + 1 for tp, records in polled.items()}
-        found = self.suite.process(cols["sensor"], cols["ts"], cols["value"], cols["quality"])
-        events = self._events(found)
+        events = self.detect(cols)
         sensors, codes = np.unique(cols["sensor"], return_inverse=True)
         units, unit_codes = np.unique(self.unit_code[cols["sensor"]], return_inverse=True)
         with self._conn.transaction():
@@ -206,6 +222,22 @@ class Worker:
             self._maybe_crash()
         self._count(cols, stored, events)
         return events, offsets
+
+    def detect(self, cols: dict[str, np.ndarray]) -> list[ConditionEvent]:
+        """Run the suite and the unit models on one poll's columns (no I/O)."""
+        # The multivariate detector shares the suite's clock: sort (and flag late readings)
+        # against it before the suite advances it.
+        b = sort_batch(
+            cols["sensor"], cols["ts"], cols["value"], cols["quality"], self.suite.last_ts
+        )
+        found = self.suite.process(cols["sensor"], cols["ts"], cols["value"], cols["quality"])
+        events = self._events(found)
+        if self.mspc.units:
+            found_mspc = self.mspc.process(b.s, b.t, b.v, b.usable)
+            events = sorted(
+                events + mspc_events(self.mspc, found_mspc, self.registry), key=lambda e: e.ts
+            )
+        return events
 
     def _columns(self, records: list[ConsumerRecord[bytes, bytes]]) -> dict[str, np.ndarray]:
         parts: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -249,6 +281,9 @@ class Worker:
         for code in unit_codes:  # one per unit in the poll
             unit = str(self.unit_names[code])
             out[unit] = self.suite.snapshot(self.unit_sensors[unit], self.registry.sensor_ids)
+            mspc = self.mspc.snapshot(unit)
+            if mspc is not None:
+                out[unit]["mspc"] = mspc
         return out
 
     def _events(self, found: list[tuple[Detector, Transitions]]) -> list[ConditionEvent]:
