@@ -37,6 +37,7 @@ from detectors.batch import sort_batch
 from detectors.config import build_suite
 from detectors.events import condition_events, mspc_events
 from detectors.multivariate import PcaModel, UnitMspc
+from detectors.redundancy import GroupDetector, groups_from_registry
 from detectors.settings import DetectorSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class Worker:
         self.registry = registry
         self.suite = build_suite(registry)
         self.mspc = UnitMspc({}, len(registry), {})
+        self.groups = GroupDetector(groups_from_registry(registry), len(registry))
+        self.group_unit = [str(registry.unit_ids[int(g.members[0])]) for g in self.groups.groups]
         self.index_of = {str(sid): i for i, sid in enumerate(registry.sensor_ids)}
         units = sorted(registry.units)
         self.unit_names = np.array(units, dtype=object)
@@ -185,9 +188,14 @@ class Worker:
                 if u in self.registry.units
             },
         )
+        self.groups = GroupDetector(self.groups.groups, len(self.registry))
+        keys = {f"{g.condition}:{g.key}": gi for gi, g in enumerate(self.groups.groups)}
         for unit, state in snapshots.items():
             if state.get("mspc"):
                 self.mspc.restore(unit, state["mspc"])
+            for key, snap in state.get("groups", {}).items():
+                if key in keys:
+                    self.groups.restore(keys[key], snap)
         return {tp: stored[tp.partition] for tp in partitions if tp.partition in stored}
 
     def _store(
@@ -234,10 +242,11 @@ class Worker:
         events = self._events(found)
         if self.mspc.units:
             found_mspc = self.mspc.process(b.s, b.t, b.v, b.usable)
-            events = sorted(
-                events + mspc_events(self.mspc, found_mspc, self.registry), key=lambda e: e.ts
-            )
-        return events
+            events += mspc_events(self.mspc, found_mspc, self.registry)
+        if self.groups.groups:
+            found_groups = self.groups.process(b.s, b.t, b.v, b.usable)
+            events += self.groups.events(found_groups, self.registry)
+        return sorted(events, key=lambda e: e.ts)
 
     def _columns(self, records: list[ConsumerRecord[bytes, bytes]]) -> dict[str, np.ndarray]:
         parts: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -284,6 +293,11 @@ class Worker:
             mspc = self.mspc.snapshot(unit)
             if mspc is not None:
                 out[unit]["mspc"] = mspc
+            out[unit]["groups"] = {
+                f"{g.condition}:{g.key}": self.groups.snapshot(gi)
+                for gi, g in enumerate(self.groups.groups)
+                if self.group_unit[gi] == unit
+            }
         return out
 
     def _events(self, found: list[tuple[Detector, Transitions]]) -> list[ConditionEvent]:
