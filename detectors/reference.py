@@ -23,8 +23,10 @@ from detectors.exposure import RESET_FRACTION as EXPOSURE_RESET
 from detectors.exposure import WINDOWS, ExposureDetector
 from detectors.health import OFFLINE, QUALITY, RANGE, SPIKE, STALE, STUCK, HealthDetector
 from detectors.limits import _HIGH, LEVELS, LimitDetector
+from detectors.multivariate import UnitMspc
 from detectors.rate import RESET_FRACTION as RATE_RESET
 from detectors.rate import RateDetector, reference_rate
+from detectors.redundancy import GroupDetector
 
 Reading = tuple[int, int, float, int]  # sensor, ts_ns, value, quality
 Row = tuple[int, int, bool, int, float, float, int]
@@ -286,3 +288,79 @@ def reference_for(det: Any) -> Reference:
         if isinstance(det, cls):
             return ref(det)  # type: ignore[arg-type]
     raise TypeError(f"no reference for {type(det).__name__}")
+
+
+class GroupReference:
+    """Per-reading reference of :class:`detectors.redundancy.GroupDetector`."""
+
+    def __init__(self, det: GroupDetector) -> None:
+        self.groups = det.groups
+        self.on, self.off = det.decision.on_ns, det.decision.off_ns
+        self.held: list[dict[int, float]] = [{} for _ in det.groups]
+        self.dstate: dict[int, dict[str, Any]] = defaultdict(dict)
+
+    def process(self, readings: list[tuple[int, int, float]]) -> list[Row]:
+        """Usable (sensor, ts, value) readings of one batch."""
+        out: list[Row] = []
+        for gi, g in enumerate(self.groups):
+            members = [int(m) for m in g.members]
+            mine = sorted((r for r in readings if r[0] in members), key=lambda r: (r[1], r[0]))
+            for s, t, v in mine:
+                self.held[gi][s] = v
+                vals = [self.held[gi].get(m, math.nan) for m in members]
+                if g.condition == "GAS_VOTE":
+                    score = float(sum(x >= lim for x, lim in zip(vals, g.limits, strict=True)))
+                    set_, reset, thr = score >= g.k, score < g.k, float(g.k)
+                else:
+                    if any(math.isnan(x) for x in vals):
+                        continue
+                    score = max(vals) - min(vals)
+                    thr = float(g.limits[0])
+                    set_, reset = score > thr, score < 0.8 * thr
+                got = reference_decide(
+                    self.dstate[gi], t, set_, reset, int(self.on[gi]), int(self.off[gi])
+                )
+                if got is not None:
+                    out.append((gi, 0, got[1], t, score, thr, got[2]))
+        return out
+
+
+class MspcReference:
+    """Per-reading reference of :class:`detectors.multivariate.UnitMspc`."""
+
+    def __init__(self, det: UnitMspc) -> None:
+        self.d = det
+        self.held: list[dict[int, float]] = [{} for _ in det.units]
+        self.smoothed: list[np.ndarray | None] = [None for _ in det.units]
+        self.dstate: dict[int, dict[str, Any]] = defaultdict(dict)
+
+    def process(self, readings: list[tuple[int, int, float]]) -> list[Row]:
+        """Usable (sensor, ts, value) readings of one batch."""
+        d, out = self.d, []
+        mine = [r for r in readings if d.model_of[r[0]] >= 0]
+        for s, t, v in sorted(mine, key=lambda r: (int(d.model_of[r[0]]), r[1], r[0])):
+            u, j = int(d.model_of[s]), int(d.col_of[s])
+            self.held[u][j] = v
+            model = d.det.models[u]
+            p = len(model.sensors)
+            if len(self.held[u]) < p:
+                continue
+            x = np.array([self.held[u][k] for k in range(p)])
+            a = d.det.alpha
+            prev = self.smoothed[u]
+            sm = x if prev is None else (1 - a) * prev + a * x
+            self.smoothed[u] = sm
+            t2, q = model.score(sm[None, :])
+            f = d.det.factor
+            score = max(float(t2[0]) / (model.t2_limit * f), float(q[0]) / (model.q_limit * f))
+            got = reference_decide(
+                self.dstate[u],
+                t,
+                score >= 1.0,
+                score < d.det.reset_fraction,
+                int(d.det.decision.on_ns[u]),
+                int(d.det.decision.off_ns[u]),
+            )
+            if got is not None:
+                out.append((u, 0, got[1], t, score, 1.0, got[2]))
+        return out
