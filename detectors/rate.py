@@ -136,11 +136,11 @@ class RateDetector(Detector):
         unit = ref.sensor.unit
         if active:
             return (
-                f"{ref.sensor.id} {ref.sensor.kind} rising {value:.2g} {unit}/min, "
+                f"{ref.sensor.id} {ref.sensor.kind} rising {value:.3g} {unit}/min, "
                 f"limit {threshold:g} {unit}/min"
             )
         return (
-            f"{ref.sensor.id} {ref.sensor.kind} rise slowed to {value:.2g} {unit}/min "
+            f"{ref.sensor.id} {ref.sensor.kind} rise slowed to {value:.3g} {unit}/min "
             f"(limit {threshold:g} {unit}/min)"
         )
 
