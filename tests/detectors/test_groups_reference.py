@@ -66,13 +66,18 @@ def test_mspc_equals_reference_on_random_streams() -> None:
         ref = MspcReference(det)
         last = np.zeros(N, np.int64)
         r = np.random.default_rng(seed)
-        for _ in range(4):
+        for k in range(6):  # normal and broken patterns in turn: alarms rise and clear
             n = 40
+            sensor = r.integers(0, N, n)
+            t = np.sort(r.integers(k * 60, k * 60 + 60, n))
+            base = np.sin(t / 15)
+            coef = np.array([1.0, 2.0, -1.0 if k % 2 == 0 else 1.0, 0.0, 0.0])
+            value = 20 + coef[sensor] * base + r.normal(0, 0.05, n)
             batch = list(
                 zip(
-                    r.integers(0, N, n).tolist(),
-                    r.integers(1, 200, n).tolist(),
-                    (20 + r.normal(0, 1.5, n)).tolist(),
+                    sensor.tolist(),
+                    t.tolist(),
+                    value.tolist(),
                     (r.random(n) > 0.1).tolist(),
                     strict=True,
                 )
