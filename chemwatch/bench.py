@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from chemwatch import bench_alerting, bench_dashboards, bench_ingest, bench_storage
+from detectors import tools_cli as detectors_tools
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -16,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench_ingest.add_arguments(
         areas.add_parser("ingest", help="MQTT -> Kafka throughput", description=bench_ingest.__doc__)
     )
+    detectors_tools.add_bench(areas)
     bench_alerting.add_arguments(
         areas.add_parser(
             "alerting", help="condition event -> SSE latency", description=bench_alerting.__doc__

@@ -8,6 +8,7 @@ import sys
 from alerting import cli as alerting_cli
 from chemwatch import bench, db, demo, registry_cli, stack, tail
 from detectors import cli as detectors_cli
+from detectors import tools_cli as detectors_tools
 from ingest import cli as ingest_cli
 from simulators import cli as simulators_cli
 from simulators import load as simulators_load
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     demo.add_parser(sub)
     tail.add_parser(sub)
+    detectors_tools.add_evaluate(sub)
+    detectors_tools.add_detectors(sub)
     return parser
 
 

@@ -63,6 +63,23 @@ class Limits(_Model):
         return self
 
 
+class Detection(_Model):
+    """Optional per-sensor detector tuning; None = the detectors' default for the kind.
+
+    Defaults live with the detectors (detectors/config.py, documented in docs/detectors.md).
+    """
+
+    rate_limit_per_min: float | None = Field(default=None, gt=0)  # ROC_HIGH, units/min
+    rate_window_s: float | None = Field(default=None, gt=0)
+    drift: bool | None = None  # EWMA/CUSUM on a learnt baseline
+    spike_fraction: float | None = Field(default=None, gt=0)  # of span, between readings
+    stuck_s: float | None = Field(default=None, gt=0)
+    stale_factor: float | None = Field(default=None, gt=1)  # x interval_s
+    stel: float | None = Field(default=None, gt=0)  # 15-min average limit, sensor units
+    twa: float | None = Field(default=None, gt=0)  # 8-h average limit, sensor units
+    redundancy_group: str | None = None  # sensors measuring the same thing (voting)
+
+
 class Sensor(_Model):
     id: Id
     kind: SensorKind
@@ -79,6 +96,7 @@ class Sensor(_Model):
     # operator has to act; alerting derives the alarm priority from them when present.
     consequence: Literal["minor", "moderate", "major", "severe"] | None = None
     response_time_s: float | None = Field(default=None, gt=0)
+    detection: Detection = Detection()
 
     @model_validator(mode="after")
     def _consistent(self) -> Sensor:

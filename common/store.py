@@ -179,3 +179,45 @@ def load_state(conn: psycopg.Connection[Any], detector: str) -> dict[str, dict[s
         "SELECT unit_id, state FROM detector_state WHERE detector = %s", (detector,)
     ).fetchall()
     return dict(rows)
+
+
+def read_unit_readings(
+    conn: psycopg.Connection[Any], unit_id: str, start: Any, end: Any
+) -> list[tuple[Any, str, float]]:
+    """Usable readings (time, sensor, value) of one unit in [start, end), oldest first."""
+    rows = conn.execute(
+        "SELECT time, sensor_id, value FROM readings WHERE unit_id = %s AND time >= %s"
+        " AND time < %s AND quality <> 2 AND value = value ORDER BY time",
+        (unit_id, start, end),
+    ).fetchall()
+    return [(r[0], str(r[1]), float(r[2])) for r in rows]
+
+
+def save_model(
+    conn: psycopg.Connection[Any],
+    unit_id: str,
+    kind: str,
+    model: Mapping[str, Any],
+    train_from: Any,
+    train_to: Any,
+    n_rows: int,
+) -> int:
+    """Store a new version of a unit's model; return its version number."""
+    row = conn.execute(
+        "INSERT INTO detector_models (unit_id, kind, version, train_from, train_to, n_rows, model)"
+        " SELECT %s, %s, coalesce(max(version), 0) + 1, %s, %s, %s, %s FROM detector_models"
+        " WHERE unit_id = %s AND kind = %s RETURNING version",
+        (unit_id, kind, train_from, train_to, n_rows, json.dumps(model), unit_id, kind),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def load_models(conn: psycopg.Connection[Any], kind: str) -> dict[str, tuple[int, dict[str, Any]]]:
+    """The newest model version of every unit for one kind: unit -> (version, model)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (unit_id) unit_id, version, model FROM detector_models"
+        " WHERE kind = %s ORDER BY unit_id, version DESC",
+        (kind,),
+    ).fetchall()
+    return {str(u): (int(v), dict(m)) for u, v, m in rows}

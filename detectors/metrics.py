@@ -18,3 +18,6 @@ LAG_SECONDS = Gauge(
     "chemwatch_detectors_source_lag_seconds",
     "Now minus source time of the newest reading processed",
 )
+DB_ERRORS = Counter(
+    "chemwatch_detectors_db_errors_total", "Database errors recovered from (reconnect + replay)"
+)

@@ -11,6 +11,8 @@ class DetectorOptions(Section):
     group_id: str = "chemwatch-detectors"
     max_records: int = Field(default=500, ge=1)  # Kafka records (batches) per poll
     poll_timeout_ms: int = Field(default=200, ge=1)
+    # How often the clock is consulted for stale sensors (no reading for k x interval).
+    tick_interval_s: float = Field(default=1.0, gt=0)
     # Test hook for the crash-safety tests: exit hard (as kill -9 would) right before
     # the database commit of the N-th batch. 0 = never.
     fault_exit_before_commit: int = Field(default=0, ge=0)

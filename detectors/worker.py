@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 import psycopg
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.partitioner import murmur2
 from aiokafka.structs import ConsumerRecord
 
 from common import kafka as kafka_clients
@@ -31,12 +32,18 @@ from common.migrate import migrate
 from common.readings import BatchFormatError, decode_batch
 from common.registry import Registry
 from detectors import metrics
-from detectors.events import limit_events
-from detectors.limits import LimitDetector
+from detectors.base import Detector, Transitions
+from detectors.batch import sort_batch
+from detectors.config import build_suite
+from detectors.events import condition_events, mspc_events
+from detectors.multivariate import PcaModel, UnitMspc
+from detectors.redundancy import GroupDetector, groups_from_registry
 from detectors.settings import DetectorSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+STATE_NAME = "suite"  # detector_state.detector of the whole suite's per-unit snapshot
+MODEL_KIND = "pca"  # detector_models.kind of the multivariate models
 
 
 class Worker:
@@ -45,10 +52,10 @@ class Worker:
     def __init__(self, settings: DetectorSettings, registry: Registry) -> None:
         self.settings = settings
         self.registry = registry
-        self.detector = LimitDetector(
-            {name: registry.limit_array(name) for name in ("ll", "l", "h", "hh")},
-            registry.deadband_array(),
-        )
+        self.suite = build_suite(registry)
+        self.mspc = UnitMspc({}, len(registry), {})
+        self.groups = GroupDetector(groups_from_registry(registry), len(registry))
+        self.group_unit = [str(registry.unit_ids[int(g.members[0])]) for g in self.groups.groups]
         self.index_of = {str(sid): i for i, sid in enumerate(registry.sensor_ids)}
         units = sorted(registry.units)
         self.unit_names = np.array(units, dtype=object)
@@ -60,6 +67,7 @@ class Worker:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors-db")
         self._batches = 0
         self._running = False
+        self.owned = np.zeros(len(registry), bool)  # sensors of units on our partitions
 
     def healthy(self) -> bool:
         """Consuming and connected to the database."""
@@ -77,19 +85,25 @@ class Worker:
         consumer.subscribe([kafka.readings_topic], listener=_Listener(self, consumer))
         await consumer.start()
         self._running = True
+        next_tick = time.monotonic() + opts.tick_interval_s
         try:
             await self._publish(producer, await self.in_db_thread(self._outbox))
             while not stop.is_set():
                 polled = await consumer.getmany(
                     timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records
                 )
-                if not polled:
-                    continue
-                started = time.perf_counter()
-                events, offsets = await self.in_db_thread(self._store, polled)
-                await self._publish(producer, events)
-                await consumer.commit(offsets)
-                metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+                try:
+                    if polled:
+                        started = time.perf_counter()
+                        events, offsets = await self.in_db_thread(self._store, polled)
+                        await self._publish(producer, events)
+                        await consumer.commit(offsets)
+                        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+                    if time.monotonic() >= next_tick:
+                        next_tick = time.monotonic() + opts.tick_interval_s
+                        await self._publish(producer, await self.in_db_thread(self._tick))
+                except psycopg.OperationalError as exc:
+                    await self._recover(consumer, exc, stop)
         finally:
             self._running = False
             await consumer.stop()
@@ -97,6 +111,57 @@ class Worker:
             await self.in_db_thread(self._conn.close)
             self._db.shutdown()
             log.info("detector worker stopped")
+
+    async def _recover(self, consumer: Any, exc: Exception, stop: asyncio.Event) -> None:
+        """The database went away mid-batch: reconnect, reload state, re-read from its offsets.
+
+        The failed transaction was rolled back, so the state in memory is ahead of the
+        database; reloading it and seeking back keeps exactly-once.
+        """
+        log.error("database error (%s); reconnecting", exc)
+        metrics.DB_ERRORS.inc()
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                await self.in_db_thread(self._reconnect)
+                positions = await self.in_db_thread(self.restore, consumer.assignment())
+                for tp, offset in positions.items():
+                    consumer.seek(tp, offset)
+                log.info("database back; resumed from stored offsets")
+                return
+            except psycopg.OperationalError as again:
+                log.warning("database still unavailable (%s); retry in %.1f s", again, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _reconnect(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = psycopg.connect(self.settings.database.conninfo())
+
+    def assign(self, partitions: set[TopicPartition], n_partitions: int) -> None:
+        """Remember which units this worker owns (their Kafka key hashes to our partitions)."""
+        mine = {tp.partition for tp in partitions}
+        owned = np.zeros(len(self.registry), bool)
+        for unit, sensors in self.unit_sensors.items():
+            if n_partitions and (murmur2(unit.encode()) & 0x7FFFFFFF) % n_partitions in mine:
+                owned[sensors] = True
+        self.owned = owned
+
+    def _tick(self) -> list[ConditionEvent]:
+        """Clock-driven conditions (stale sensors) of the units we own, made durable."""
+        assert self._conn is not None
+        now = time.time_ns()
+        found = [(d, _only(tr, self.owned)) for d, tr in self.suite.tick(now)]
+        events = self._events(found)
+        if not events:
+            return []
+        units = np.unique(self.unit_code[np.concatenate([tr.sensor for _, tr in found])])
+        with self._conn.transaction():
+            store.insert_anomalies(self._conn, events)
+            store.save_state(self._conn, STATE_NAME, self._snapshots(units))
+        self._count({"ts": np.array([], np.int64)}, 0, events)
+        return events
 
     async def in_db_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work on the worker's database thread."""
@@ -106,13 +171,31 @@ class Worker:
         """Reload detector state and return the stored next offset per assigned partition."""
         assert self._conn is not None
         with self._conn.transaction():
-            snapshots = store.load_state(self._conn, LimitDetector.name)
+            snapshots = store.load_state(self._conn, STATE_NAME)
             stored = store.load_offsets(
                 self._conn, self.settings.detectors.group_id, self.settings.kafka.readings_topic
             )
-        self.detector.active_since[:] = 0
+            models = store.load_models(self._conn, MODEL_KIND)
+        self.suite.reset()
         for state in snapshots.values():
-            self.detector.restore(state, self.index_of)
+            self.suite.restore(state, self.index_of)
+        self.mspc = UnitMspc(
+            self.index_of,
+            len(self.registry),
+            {
+                u: (version, PcaModel.from_dict(m))
+                for u, (version, m) in models.items()
+                if u in self.registry.units
+            },
+        )
+        self.groups = GroupDetector(self.groups.groups, len(self.registry))
+        keys = {f"{g.condition}:{g.key}": gi for gi, g in enumerate(self.groups.groups)}
+        for unit, state in snapshots.items():
+            if state.get("mspc"):
+                self.mspc.restore(unit, state["mspc"])
+            for key, snap in state.get("groups", {}).items():
+                if key in keys:
+                    self.groups.restore(keys[key], snap)
         return {tp: stored[tp.partition] for tp in partitions if tp.partition in stored}
 
     def _store(
@@ -122,8 +205,7 @@ class Worker:
         assert self._conn is not None
         cols = self._columns([r for records in polled.values() for r in records])
         offsets = {tp: records[-1].offset + 1 for tp, records in polled.items()}
-        found = self.detector.process(cols["sensor"], cols["ts"], cols["value"], cols["quality"])
-        events = limit_events(found, self.registry, LimitDetector.name)
+        events = self.detect(cols)
         sensors, codes = np.unique(cols["sensor"], return_inverse=True)
         units, unit_codes = np.unique(self.unit_code[cols["sensor"]], return_inverse=True)
         with self._conn.transaction():
@@ -144,10 +226,27 @@ class Worker:
                 self.settings.detectors.group_id,
                 {(tp.topic, tp.partition): off for tp, off in offsets.items()},
             )
-            store.save_state(self._conn, LimitDetector.name, self._snapshots(units))
+            store.save_state(self._conn, STATE_NAME, self._snapshots(units))
             self._maybe_crash()
         self._count(cols, stored, events)
         return events, offsets
+
+    def detect(self, cols: dict[str, np.ndarray]) -> list[ConditionEvent]:
+        """Run the suite and the unit models on one poll's columns (no I/O)."""
+        # The multivariate detector shares the suite's clock: sort (and flag late readings)
+        # against it before the suite advances it.
+        b = sort_batch(
+            cols["sensor"], cols["ts"], cols["value"], cols["quality"], self.suite.last_ts
+        )
+        found = self.suite.process(cols["sensor"], cols["ts"], cols["value"], cols["quality"])
+        events = self._events(found)
+        if self.mspc.units:
+            found_mspc = self.mspc.process(b.s, b.t, b.v, b.usable)
+            events += mspc_events(self.mspc, found_mspc, self.registry)
+        if self.groups.groups:
+            found_groups = self.groups.process(b.s, b.t, b.v, b.usable)
+            events += self.groups.events(found_groups, self.registry)
+        return sorted(events, key=lambda e: e.ts)
 
     def _columns(self, records: list[ConsumerRecord[bytes, bytes]]) -> dict[str, np.ndarray]:
         parts: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -190,8 +289,21 @@ class Worker:
         out = {}
         for code in unit_codes:  # one per unit in the poll
             unit = str(self.unit_names[code])
-            out[unit] = self.detector.snapshot(self.unit_sensors[unit], self.registry.sensor_ids)
+            out[unit] = self.suite.snapshot(self.unit_sensors[unit], self.registry.sensor_ids)
+            mspc = self.mspc.snapshot(unit)
+            if mspc is not None:
+                out[unit]["mspc"] = mspc
+            out[unit]["groups"] = {
+                f"{g.condition}:{g.key}": self.groups.snapshot(gi)
+                for gi, g in enumerate(self.groups.groups)
+                if self.group_unit[gi] == unit
+            }
         return out
+
+    def _events(self, found: list[tuple[Detector, Transitions]]) -> list[ConditionEvent]:
+        events = [e for det, tr in found for e in condition_events(det, tr, self.registry)]
+        events.sort(key=lambda e: e.ts)
+        return events
 
     def _maybe_crash(self) -> None:
         self._batches += 1
@@ -243,6 +355,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Seek to the offsets stored with the data; Kafka's own commits are advisory."""
+        topic = self.worker.settings.kafka.readings_topic
+        n_partitions = len(self.consumer.partitions_for_topic(topic) or ())
+        self.worker.assign(assigned, n_partitions)
         positions = await self.worker.in_db_thread(self.worker.restore, assigned)
         for tp, offset in positions.items():
             self.consumer.seek(tp, offset)
@@ -251,3 +366,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             sorted(tp.partition for tp in assigned),
             {tp.partition: o for tp, o in positions.items()},
         )
+
+
+def _only(found: Transitions, sensors: np.ndarray) -> Transitions:
+    keep = sensors[found.sensor]
+    return Transitions(*(getattr(found, f)[keep] for f in Transitions.__dataclass_fields__))

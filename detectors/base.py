@@ -1,0 +1,195 @@
+"""What every detector shares: scores in, the decision layer, transitions out, snapshots.
+
+A detector implements :meth:`Detector.score` (per-reading verdicts for each of its
+conditions) and, when it learns, :meth:`Detector.learn` (state update after the batch's
+decisions, so it can refuse to learn from readings judged anomalous). The base class runs
+the decision layer and handles state snapshots generically: every state array has the
+sensor as its first axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from common.conditions import Severity
+from common.registry import SensorRef
+from detectors.batch import Batch
+from detectors.decision import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Transitions:
+    """Condition transitions found in one batch (parallel arrays)."""
+
+    sensor: np.ndarray  # dense sensor index
+    condition: np.ndarray  # index into the detector's ``conditions``
+    active: np.ndarray  # bool: True = became active, False = cleared
+    ts_ns: np.ndarray
+    value: np.ndarray
+    threshold: np.ndarray
+    activated_ns: np.ndarray  # activation time of the occurrence (for clears: when it began)
+
+    def __len__(self) -> int:
+        return len(self.sensor)
+
+    def rows(self) -> list[tuple[int, int, bool, int, float, float, int]]:
+        """Plain tuples (sensor, condition, active, ts, value, threshold, activated)."""
+        return [
+            (
+                int(self.sensor[i]),
+                int(self.condition[i]),
+                bool(self.active[i]),
+                int(self.ts_ns[i]),
+                float(self.value[i]),
+                float(self.threshold[i]),
+                int(self.activated_ns[i]),
+            )
+            for i in range(len(self))
+        ]
+
+
+def empty_transitions() -> Transitions:
+    """No transitions."""
+    i = np.array([], np.int64)
+    f = np.array([], np.float64)
+    return Transitions(i, i, np.array([], bool), i, f, f, i)
+
+
+def concat(parts: list[Transitions]) -> Transitions:
+    """Join transitions and order them by time (events go out in source-time order)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty_transitions()
+    cols = [
+        np.concatenate([getattr(p, f) for p in parts])
+        for f in ("sensor", "condition", "active", "ts_ns", "value", "threshold", "activated_ns")
+    ]
+    order = np.argsort(cols[3], kind="stable")
+    return Transitions(*(c[order] for c in cols))
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """Per-row verdicts of one condition over a sorted batch (arrays aligned to its rows)."""
+
+    condition: int
+    valid: np.ndarray  # rows that may decide (others are skipped)
+    set_: np.ndarray
+    reset: np.ndarray
+    value: np.ndarray  # what the explanation quotes (the score)
+    threshold: np.ndarray
+
+
+class Detector:
+    """Base class: subclasses set ``name``/``conditions`` and implement ``score``."""
+
+    name = "detector"
+    conditions: tuple[str, ...] = ()
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.decisions: list[Decision] = []
+        self.arrays: dict[str, np.ndarray] = {}  # learnt state, first axis = sensor
+        self._fill: dict[str, Any] = {}
+
+    def add_state(self, key: str, shape: tuple[int, ...], dtype: Any, fill: Any) -> np.ndarray:
+        """Register a learnt-state array (first axis = sensor) and its empty value."""
+        arr = np.full((self.n, *shape), fill, dtype)
+        self.arrays[key] = arr
+        self._fill[key] = fill
+        return arr
+
+    # -- to implement -------------------------------------------------------------
+    def score(self, b: Batch) -> Iterator[Score]:
+        """Per-row verdicts for each condition (state before the batch)."""
+        raise NotImplementedError
+
+    def learn(self, b: Batch) -> None:
+        """Update learnt state after the batch's decisions (default: nothing to learn)."""
+
+    def tick(self, now_ns: int) -> Transitions:
+        """Clock-driven transitions (e.g. stale sensors); default none."""
+        return empty_transitions()
+
+    def describe(
+        self, condition: int, active: bool, value: float, threshold: float, ref: SensorRef
+    ) -> str:
+        """Short human explanation of one transition."""
+        name = self.conditions[condition]
+        verb = "active" if active else "cleared"
+        return f"{ref.sensor.id} {name} {verb}: {value:.4g} (threshold {threshold:.4g})"
+
+    def severity(self, condition: int, ref: SensorRef) -> Severity:
+        """Severity of a condition for a sensor."""
+        return "medium"
+
+    # -- shared machinery -----------------------------------------------------------
+    def process(self, b: Batch) -> Transitions:
+        """Score, decide and learn on one sorted batch; return its transitions."""
+        parts = []
+        for sc in self.score(b):
+            rows = np.flatnonzero(sc.valid)
+            if len(rows) == 0:
+                continue
+            idx, rises, activated = self.decisions[sc.condition].decide(
+                b.s[rows], b.t[rows], sc.set_[rows], sc.reset[rows]
+            )
+            r = rows[idx]
+            parts.append(
+                Transitions(
+                    b.s[r],
+                    np.full(len(r), sc.condition, np.int64),
+                    rises,
+                    b.t[r],
+                    sc.value[r],
+                    sc.threshold[r],
+                    activated,
+                )
+            )
+        self.learn(b)
+        return concat(parts)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Every state array (decision state and learnt state), keyed by a stable name."""
+        out = dict(self.arrays)
+        for i, d in enumerate(self.decisions):
+            for key, arr in d.state().items():
+                out[f"{self.conditions[i]}.{key}"] = arr
+        return out
+
+    def reset(self) -> None:
+        """Back to the initial (empty) state."""
+        for key, arr in self.state().items():
+            arr[...] = self._fill.get(key, 0)
+
+    def snapshot(self, sensors: np.ndarray, ids: np.ndarray) -> dict[str, Any]:
+        """JSON-able state of some sensors (NaN stored as null)."""
+        out: dict[str, Any] = {"sensors": [str(i) for i in ids[sensors]]}
+        for key, arr in self.state().items():
+            sub = arr[sensors]
+            if sub.dtype.kind == "f":
+                out[key] = np.where(np.isnan(sub), None, sub).tolist()
+            elif sub.dtype == np.uint64:
+                out[key] = [int(x) for x in sub.ravel()] if sub.ndim == 1 else sub.tolist()
+            else:
+                out[key] = sub.tolist()
+        return out
+
+    def restore(self, snap: dict[str, Any], index_of: dict[str, int]) -> None:
+        """Load a snapshot made by :meth:`snapshot` (sensors no longer known are skipped)."""
+        pairs = [(j, index_of.get(sid)) for j, sid in enumerate(snap.get("sensors", []))]
+        rows = np.array([j for j, i in pairs if i is not None], np.int64)
+        target = np.array([i for _, i in pairs if i is not None], np.int64)
+        if len(rows) == 0:
+            return
+        for key, arr in self.state().items():
+            if key not in snap:
+                continue  # state added in a newer version starts empty
+            raw = np.array(snap[key], dtype=object)[rows]
+            if arr.dtype.kind == "f":
+                raw = np.where(raw == None, np.nan, raw)  # noqa: E711 - elementwise
+            arr[target] = raw.astype(arr.dtype)
