@@ -15,7 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench_storage.add_parser(areas)
     bench_dashboards.add_parser(areas)
     bench_ingest.add_arguments(
-        areas.add_parser("ingest", help="MQTT -> Kafka throughput", description=bench_ingest.__doc__)
+        areas.add_parser(
+            "ingest", help="MQTT -> Kafka throughput", description=bench_ingest.__doc__
+        )
     )
     detectors_tools.add_bench(areas)
     bench_alerting.add_arguments(
