@@ -61,8 +61,9 @@ def test_scenario_run_is_scored_from_the_database(
     hazard = events["n2-ingress"]
     assert hazard["outcome"] == "detected"
     assert {"TK101-PT-01:H", "TK101-PT-01:HH"} <= set(hazard["conditions"])
-    # detected within a couple of reporting intervals of the true crossing
-    assert -5 <= hazard["delay_s"] <= 30
+    # detected within a couple of reporting intervals of the true limit crossing, or
+    # earlier: the rate-of-rise detector may see the pressure climbing before any limit
+    assert hazard["delay_s"] <= 30
     # one 60 %LEL spike: a limit detector sees a gas alarm (misreported), a fault-aware
     # detector recognises the spike or suppresses it (unnoticed); never a false alarm
     assert events["spike"]["outcome"] in {"misreported", "recognised", "unnoticed"}
