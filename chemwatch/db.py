@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import psycopg
 
@@ -70,7 +71,7 @@ def _retention(args: argparse.Namespace) -> int:
         for flag in ("raw_days", "rollup_days"):
             value = getattr(args, flag)
             if value is not None and value < 1:
-                print(f"error: --{flag.replace('_', '-')} must be at least 1")
+                print(f"error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)
                 return 2
         migrate(settings.database)
         with psycopg.connect(settings.database.conninfo(), autocommit=True) as conn:
@@ -84,7 +85,10 @@ def _retention(args: argparse.Namespace) -> int:
                         (args.raw_days, args.rollup_days),
                     )
                 except psycopg.errors.CheckViolation:
-                    print("error: rollups must be kept at least as long as raw readings")
+                    print(
+                        "error: rollups must be kept at least as long as raw readings",
+                        file=sys.stderr,
+                    )
                     return 2
                 for line in maintain(conn):
                     print(line)
