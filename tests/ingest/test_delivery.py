@@ -176,7 +176,7 @@ def test_kafka_outage_under_load_loses_nothing_and_memory_stays_bounded(
         proc = psutil.Process(ingest.proc.pid)
         load = LoadPublisher(stack, isolation.mqtt_prefix, rate=150)
         load.start()
-        time.sleep(4)
+        time.sleep(2)
         rss_before = proc.memory_info().rss
         kafka.down()
         outage_end = time.monotonic() + 20
@@ -188,7 +188,7 @@ def test_kafka_outage_under_load_loses_nothing_and_memory_stays_bounded(
             rss.append(proc.memory_info().rss)
             time.sleep(0.5)
         kafka.up()
-        time.sleep(3)
+        time.sleep(2)
         load.stop()
         got = collect(kafka.bootstrap, isolation.readings_topic, load.sent, 120)
         missing = load.expected() - set(got)
