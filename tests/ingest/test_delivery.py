@@ -154,6 +154,12 @@ def test_two_bridges_share_the_load_and_deliver_each_reading_once(
     assert sum(taken) == load.sent
     assert min(taken) > 0.1 * load.sent, f"one bridge took almost nothing: {taken}"
     for b in bridges:
+        h = health(b)
+        assert (h["ok"], h["mqtt"], h["kafka"], h["inflight"]) == (True, True, True, 0)
+        assert metric(b, "chemwatch_ingest_readings_total") == metric(
+            b, "chemwatch_ingest_messages_total"
+        )  # one reading per message, per site
+    for b in bridges:
         assert b.stop() == 0, b.log()
 
 
