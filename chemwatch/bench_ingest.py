@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate", type=float, default=0, help="MQTT messages/s in total (0: as fast as possible)"
     )
     parser.add_argument("--compression", default="lz4", help="none, gzip, snappy, lz4, zstd")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="bridge setting, e.g. --set ingest.linger_ms=50 (repeatable)",
+    )
     parser.add_argument("--profile", type=Path, help="run bridge 0 under pyinstrument, text here")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     parser.set_defaults(func=run)
@@ -150,6 +157,9 @@ async def _scenario(
         "CHEMWATCH_HTTP__PORT": "0",
         "CHEMWATCH_LOG_LEVEL": "WARNING",
     }
+    for item in args.set:
+        key, _, value = item.partition("=")
+        env["CHEMWATCH_" + key.upper().replace(".", "__")] = value
     bridges: list[tuple[subprocess.Popen[bytes], Path, str]] = []
     try:
         for i in range(args.bridges):

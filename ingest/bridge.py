@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 Record = tuple[str, bytes, bytes]  # Kafka topic, key, value
 SHUTDOWN_GRACE_S = 5.0
+DLQ_PAYLOAD_MAX = 65_536  # bytes of the raw payload kept in a dead letter
+DLQ_LETTERS_MAX = 100  # dead letters per MQTT message
 
 
 @dataclass(slots=True)
@@ -377,12 +379,30 @@ class Bridge:
         return records
 
     def _dead_letters(self, item: Inbound, rejections: list[Rejection]) -> list[Record]:
+        """Dead letters for one message, bounded in size and number.
+
+        A letter keeps at most DLQ_PAYLOAD_MAX bytes of the payload (a bigger one would
+        exceed Kafka's request size and block the bridge), and one message yields at most
+        DLQ_LETTERS_MAX letters (a 1 MB batch of bad entries must not become thousands
+        of copies of itself); every rejection is still counted in the metrics.
+        """
         dlq = self.settings.kafka.dlq_topic
         now = datetime.now(UTC)
+        payload = item.payload
+        note = ""
+        if len(payload) > DLQ_PAYLOAD_MAX:
+            note = f" (payload truncated to {DLQ_PAYLOAD_MAX} of {len(payload)} bytes)"
+            payload = payload[:DLQ_PAYLOAD_MAX]
         out: list[Record] = []
-        for rej in rejections:
+        for n, rej in enumerate(rejections):
             metrics.REJECTED.labels(rej.reason).inc()
-            letter = DeadLetter(item.topic, rej.reason, rej.message, item.payload, now, rej.index)
+            if n >= DLQ_LETTERS_MAX:
+                continue
+            message = rej.message + note
+            if n == DLQ_LETTERS_MAX - 1 and len(rejections) > DLQ_LETTERS_MAX:
+                more = len(rejections) - DLQ_LETTERS_MAX
+                message += f"; {more} more rejected entries of this message not listed"
+            letter = DeadLetter(item.topic, rej.reason, message, payload, now, rej.index)
             log.info("rejected %s on %s: %s", rej.reason, item.topic, rej.message)
             out.append((dlq, item.topic.encode(), letter.to_json()))
         return out

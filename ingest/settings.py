@@ -14,7 +14,6 @@ class IngestOptions(Section):
     # Bridges sharing this group split the MQTT traffic ($share/<group>/...).
     share_group: str = "chemwatch-ingest"
     linger_ms: int = Field(default=20, ge=0, le=5000)
-    max_batch_readings: int = Field(default=20_000, ge=1)  # unused, kept for old configs
     # MQTT messages per flush at most.
     max_batch_messages: int = Field(default=5_000, ge=1)
     max_future_skew_s: float = Field(default=300.0, ge=0)
@@ -29,8 +28,9 @@ class IngestOptions(Section):
     inflight_budget: int = Field(default=2000, ge=1, le=65535)
     # Kafka flushes that may await their acks at once (acked to MQTT in order).
     max_pending_flushes: int = Field(default=4, ge=1, le=64)
-    # Readings per Kafka record at most (a record must stay below the 1 MB default).
-    max_record_readings: int = Field(default=10_000, ge=1)
+    # Readings per Kafka record at most: with 64-character sensor ids a record stays
+    # well below Kafka's 1 MB default request size.
+    max_record_readings: int = Field(default=5_000, ge=1)
     # Consume Sparkplug B for the groups the registry maps (one bridge only: see docs).
     sparkplug: bool = False
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pytest
 
 from chemwatch.cli import build_parser
 from chemwatch.tail import format_record
 from common.conditions import ConditionEvent
 from common.deadletter import DeadLetter
+from common.kafka import make_producer
 from common.readings import ReadingBatch, encode_batch
+from common.settings import BaseProcessSettings
+from tests.fixtures.services import ROOT, Isolation
 
 TS = 1_795_921_200_123_000_000
 
@@ -86,3 +94,54 @@ def test_garbage_is_reported_not_raised() -> None:
 def test_registered_in_the_cli() -> None:
     args = build_parser().parse_args(["tail", "dlq", "-n", "5", "--from-beginning"])
     assert (args.kind, args.max, args.from_beginning) == ("dlq", 5, True)
+
+
+@pytest.mark.integration
+def test_tail_reads_a_real_topic(stack: BaseProcessSettings, isolation: Isolation) -> None:
+    batch = ReadingBatch.from_columns(
+        "TK101", ["TK101-PT-01"], np.array([TS]), np.array([TS]), np.array([7.5]), np.array([0])
+    )
+
+    async def produce() -> None:
+        producer = make_producer(stack.kafka)
+        await producer.start()
+        try:
+            await producer.send_and_wait(isolation.readings_topic, encode_batch(batch), b"TK101")
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHEMWATCH_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chemwatch",
+            "tail",
+            "readings",
+            "--topic",
+            isolation.readings_topic,
+            "--from-beginning",
+            "-n",
+            "1",
+            "--idle-s",
+            "30",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert json.loads(line) | {"ingest_delay_ms": 0} == {
+        "unit": "TK101",
+        "sensor": "TK101-PT-01",
+        "ts": "2026-11-29T03:00:00.123000+00:00",
+        "value": 7.5,
+        "quality": "good",
+        "ingest_delay_ms": 0,
+    }

@@ -154,6 +154,12 @@ def test_two_bridges_share_the_load_and_deliver_each_reading_once(
     assert sum(taken) == load.sent
     assert min(taken) > 0.1 * load.sent, f"one bridge took almost nothing: {taken}"
     for b in bridges:
+        h = health(b)
+        assert (h["ok"], h["mqtt"], h["kafka"], h["inflight"]) == (True, True, True, 0)
+        assert metric(b, "chemwatch_ingest_readings_total") == metric(
+            b, "chemwatch_ingest_messages_total"
+        )  # one reading per message, per site
+    for b in bridges:
         assert b.stop() == 0, b.log()
 
 
@@ -176,7 +182,7 @@ def test_kafka_outage_under_load_loses_nothing_and_memory_stays_bounded(
         proc = psutil.Process(ingest.proc.pid)
         load = LoadPublisher(stack, isolation.mqtt_prefix, rate=150)
         load.start()
-        time.sleep(4)
+        time.sleep(2)
         rss_before = proc.memory_info().rss
         kafka.down()
         outage_end = time.monotonic() + 20
@@ -188,7 +194,7 @@ def test_kafka_outage_under_load_loses_nothing_and_memory_stays_bounded(
             rss.append(proc.memory_info().rss)
             time.sleep(0.5)
         kafka.up()
-        time.sleep(3)
+        time.sleep(2)
         load.stop()
         got = collect(kafka.bootstrap, isolation.readings_topic, load.sent, 120)
         missing = load.expected() - set(got)
