@@ -100,16 +100,16 @@ async def events(
             last = rows[-1][0]
         while not await disconnected():
             try:
-                row = await asyncio.wait_for(queue.get(), heartbeat_s)
+                item = await asyncio.wait_for(queue.get(), heartbeat_s)
             except TimeoutError:
                 # a named event without an id: keeps proxies open and lets the console
                 # show that it is still receiving (a frozen screen becomes visible)
                 yield f'event: heartbeat\ndata: {{"last_id": {last}}}\n\n'
                 continue
-            if row is None:
+            if item is None:
                 return  # dropped for being slow: the client reconnects with its last id
-            if row[0] > last:
-                yield _frame(row)
-                last = row[0]
+            if item[0] > last:
+                yield _frame(item)
+                last = item[0]
     finally:
         broadcaster.unsubscribe(queue)

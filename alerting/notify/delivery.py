@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from alerting.context import connect
 from alerting.notify import channels
 from alerting.notify.escalation import escalate
 from alerting.notify.settings import Channel, NotifySettings
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 def backoff_s(channel: Channel, attempts: int, rng: random.Random) -> float:
     """Delay before retry number ``attempts``: doubling, capped, half of it jittered."""
     delay = min(channel.backoff_max_s, channel.backoff_s * 2 ** (attempts - 1))
-    return delay / 2 + rng.uniform(0, delay / 2)
+    return float(delay / 2 + rng.uniform(0, delay / 2))
 
 
 def _send(
@@ -114,7 +115,7 @@ async def run_notifier(
     """Escalate and deliver every ``notify.every_s`` until ``stop`` is set."""
     if not notify.routes:
         return
-    conn = await asyncio.to_thread(psycopg.connect, conninfo, autocommit=True)
+    conn = await asyncio.to_thread(connect, conninfo, True)
     rng = random.Random()
     try:
         with httpx.Client() as client:
