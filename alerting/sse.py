@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from psycopg_pool import ConnectionPool
 
-from alerting import changes
+from alerting import changes, metrics
 
 Change = tuple[int, str, str]
 QUEUE_SIZE = 10_000
@@ -51,12 +51,14 @@ class Broadcaster:
     def subscribe(self) -> asyncio.Queue[Change | None]:
         queue: asyncio.Queue[Change | None] = asyncio.Queue(QUEUE_SIZE)
         self.subscribers.add(queue)
+        metrics.SSE_CLIENTS.inc()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="sse-poller")
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[Change | None]) -> None:
         self.subscribers.discard(queue)
+        metrics.SSE_CLIENTS.dec()
 
     async def _run(self) -> None:
         last = await asyncio.to_thread(start_after, self.pool, None, None)

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from alerting import metrics
 from alerting.context import connect
 from alerting.notify import channels
 from alerting.notify.escalation import escalate
@@ -95,6 +96,7 @@ def deliver_due(
                     " - dead-lettered" if dead else "",
                     error,
                 )
+                metrics.NOTIFICATIONS.labels(name, "dead" if dead else "retry").inc()
                 done.append((key, status))
                 continue
             conn.execute(
@@ -102,6 +104,7 @@ def deliver_due(
                 " last_error = NULL WHERE idempotency_key = %s",
                 (attempts, now, key),
             )
+            metrics.NOTIFICATIONS.labels(name, "sent").inc()
             done.append((key, "sent"))
     return done
 
