@@ -24,7 +24,7 @@ from common.process import guarded, module_main, settings_from_args
 from common.service import setup_logging, stop_on_signals
 
 log = logging.getLogger(__name__)
-_FLAGS = {"group_id": ("alerting", "group_id")}
+_FLAGS: dict[str, tuple[str, ...]] = {"group_id": ("alerting", "group_id")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from alerting import metrics
+from alerting.context import connect
 from alerting.settings import AlertingSettings
 from alerting.store import Change, Context, apply_event
 from common import kafka as kafka_clients
@@ -29,7 +30,7 @@ class ConditionConsumer:
         """Consume until ``stop`` is set."""
         kafka = self.settings.kafka
         await kafka_clients.ensure_topics(kafka, kafka.conditions_topic, kafka.alarms_topic)
-        conn = await asyncio.to_thread(psycopg.connect, self.settings.database.conninfo())
+        conn = await asyncio.to_thread(connect, self.settings.database.conninfo())
         consumer = kafka_clients.make_consumer(
             kafka, self.settings.alerting.group_id, kafka.conditions_topic
         )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
 
 from alerting.incidents import load_rules
 from alerting.plant import PlantView
@@ -12,6 +15,11 @@ from alerting.store import Context, NoiseLimits
 from common.registry import load_registry
 
 Clock = Callable[[], datetime]
+
+
+def connect(conninfo: str, autocommit: bool = False) -> psycopg.Connection[Any]:
+    """A plain connection (for the long-running tasks; the API uses a pool)."""
+    return psycopg.connect(conninfo, autocommit=autocommit)
 
 
 def utc_now() -> datetime:

@@ -6,3 +6,9 @@ EVENTS = Counter("chemwatch_alerting_events_total", "Condition events consumed",
 CHANGES = Counter("chemwatch_alerting_alarm_changes_total", "Alarm state changes", ["to_state"])
 ANNUNCIATED = Gauge("chemwatch_alerting_annunciated_alarms", "Alarms not in NORMAL state")
 API_REQUESTS = Counter("chemwatch_alerting_api_requests_total", "API requests", ["route", "status"])
+NOTIFICATIONS = Counter(
+    "chemwatch_alerting_notification_attempts_total",
+    "Notification delivery attempts",
+    ["channel", "result"],  # sent | retry | dead
+)
+SSE_CLIENTS = Gauge("chemwatch_alerting_sse_clients", "Open live-stream (SSE) connections")

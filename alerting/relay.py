@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from alerting import changes
+from alerting.context import connect
 from common import kafka as kafka_clients
 from common.settings import DatabaseSettings, KafkaSettings
 
@@ -48,7 +49,7 @@ async def run_relay(
 ) -> None:
     """Relay until ``stop`` is set."""
     await kafka_clients.ensure_topics(kafka, kafka.alarms_topic)
-    conn = await asyncio.to_thread(psycopg.connect, database.conninfo(), autocommit=True)
+    conn = await asyncio.to_thread(connect, database.conninfo(), True)
     producer = kafka_clients.make_producer(kafka)
     await producer.start()
     try:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from psycopg_pool import ConnectionPool
 
-from alerting import changes
+from alerting import changes, metrics
 
 Change = tuple[int, str, str]
 QUEUE_SIZE = 10_000
@@ -51,12 +51,14 @@ class Broadcaster:
     def subscribe(self) -> asyncio.Queue[Change | None]:
         queue: asyncio.Queue[Change | None] = asyncio.Queue(QUEUE_SIZE)
         self.subscribers.add(queue)
+        metrics.SSE_CLIENTS.inc()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="sse-poller")
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[Change | None]) -> None:
         self.subscribers.discard(queue)
+        metrics.SSE_CLIENTS.dec()
 
     async def _run(self) -> None:
         last = await asyncio.to_thread(start_after, self.pool, None, None)
@@ -100,16 +102,16 @@ async def events(
             last = rows[-1][0]
         while not await disconnected():
             try:
-                row = await asyncio.wait_for(queue.get(), heartbeat_s)
+                item = await asyncio.wait_for(queue.get(), heartbeat_s)
             except TimeoutError:
                 # a named event without an id: keeps proxies open and lets the console
                 # show that it is still receiving (a frozen screen becomes visible)
                 yield f'event: heartbeat\ndata: {{"last_id": {last}}}\n\n'
                 continue
-            if row is None:
+            if item is None:
                 return  # dropped for being slow: the client reconnects with its last id
-            if row[0] > last:
-                yield _frame(row)
-                last = row[0]
+            if item[0] > last:
+                yield _frame(item)
+                last = item[0]
     finally:
         broadcaster.unsubscribe(queue)

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from alerting import actions, incidents, noise
-from alerting.context import Clock
+from alerting.context import Clock, connect
 from alerting.store import Context
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def run_ticker(
     conninfo: str, ctx: Context, clock: Clock, every_s: float, quiet_s: float, stop: asyncio.Event
 ) -> None:
     """Tick every ``every_s`` until ``stop`` is set; errors are logged and retried."""
-    conn = await asyncio.to_thread(psycopg.connect, conninfo, autocommit=True)
+    conn = await asyncio.to_thread(connect, conninfo, True)
     try:
         while not stop.is_set():
             try:

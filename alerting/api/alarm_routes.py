@@ -59,7 +59,9 @@ def alarm_router(
         Annunciated ones only (UNACK, ACKED, RTNUN) unless ``all=true``.
         """
         with pool.connection() as conn:
-            rows = store.list_alarms(conn, not all, site, area, priority, state, category)
+            rows = store.list_alarms(
+                conn, not all, site, area, list(priority or []), state, category
+            )
         metrics.ANNUNCIATED.set(sum(1 for r in rows if r["state"] in ("UNACK", "ACKED", "RTNUN")))
         return rows
 

@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import psycopg
 
+from alerting import metrics
+from alerting.context import connect
 from alerting.notify import channels
 from alerting.notify.escalation import escalate
 from alerting.notify.settings import Channel, NotifySettings
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 def backoff_s(channel: Channel, attempts: int, rng: random.Random) -> float:
     """Delay before retry number ``attempts``: doubling, capped, half of it jittered."""
     delay = min(channel.backoff_max_s, channel.backoff_s * 2 ** (attempts - 1))
-    return delay / 2 + rng.uniform(0, delay / 2)
+    return float(delay / 2 + rng.uniform(0, delay / 2))
 
 
 def _send(
@@ -94,6 +96,7 @@ def deliver_due(
                     " - dead-lettered" if dead else "",
                     error,
                 )
+                metrics.NOTIFICATIONS.labels(name, "dead" if dead else "retry").inc()
                 done.append((key, status))
                 continue
             conn.execute(
@@ -101,6 +104,7 @@ def deliver_due(
                 " last_error = NULL WHERE idempotency_key = %s",
                 (attempts, now, key),
             )
+            metrics.NOTIFICATIONS.labels(name, "sent").inc()
             done.append((key, "sent"))
     return done
 
@@ -114,7 +118,7 @@ async def run_notifier(
     """Escalate and deliver every ``notify.every_s`` until ``stop`` is set."""
     if not notify.routes:
         return
-    conn = await asyncio.to_thread(psycopg.connect, conninfo, autocommit=True)
+    conn = await asyncio.to_thread(connect, conninfo, True)
     rng = random.Random()
     try:
         with httpx.Client() as client:
