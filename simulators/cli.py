@@ -182,7 +182,9 @@ def _header(
         "end": iso(t0 + summary.sim_s * 1e9),
         "readings": summary.readings,
         "malformed": summary.malformed,
+        "unacknowledged": summary.lost,
         "max_fall_behind_s": round(summary.behind_s, 3),
+        "gateway_transitions": summary.events,  # as they happened on the broker
     }
 
 

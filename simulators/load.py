@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue
 import sys
 import time
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ def value_of(seq: int) -> float:
     return (seq % 10_000) / 100
 
 
-def _worker(job: Job, results: Any) -> None:
+def _worker(job: Job, results: Any, progress: Any) -> None:
     mine = list(range(job.worker, job.sensors, job.workers))
     prefix = job.mqtt.topic_prefix
     topics = [f"{prefix}/{SITE}/{unit_id(k)}/{sensor_id(k)}" for k in mine]
@@ -120,6 +121,7 @@ def _worker(job: Job, results: Any) -> None:
                 body = '{"readings":[' + ",".join(items[i : i + job.batch]) + "]}"
                 infos.append(client.publish(topic, body, job.qos))
         sent = due
+        progress.value = sent  # read by the parent's progress line
         if job.qos and len(infos) > 20_000:
             infos = [i for i in infos if not i.is_published()]
     for info in infos:
@@ -136,6 +138,7 @@ def _worker(job: Job, results: Any) -> None:
 def run_load(
     mqtt: MqttSettings, sensors: int, rate: float, processes: int, duration_s: float,
     batch: int = 1, qos: int = 0, client_id: str = "chemwatch-loadgen",
+    show_progress: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Run the workers; return achieved rate, fall-behind and the merged ledger."""
     ctx = mp.get_context("spawn")
@@ -146,10 +149,26 @@ def run_load(
             client_id)
         for w in range(processes)
     ]  # fmt: skip
-    procs = [ctx.Process(target=_worker, args=(j, results), daemon=True) for j in jobs]
+    counters = [ctx.Value("q", 0, lock=False) for _ in jobs]
+    procs = [
+        ctx.Process(target=_worker, args=(j, results, c), daemon=True)
+        for j, c in zip(jobs, counters, strict=True)
+    ]
     for p in procs:
         p.start()
-    reports = [results.get(timeout=duration_s + 120) for _ in procs]
+    reports = []
+    deadline = time.monotonic() + duration_s + 120
+    while len(reports) < len(procs):
+        try:
+            reports.append(results.get(timeout=2))
+        except queue.Empty:
+            if time.monotonic() > deadline:
+                raise
+        if show_progress and time.time() > start_at:
+            elapsed = time.time() - start_at
+            done = sum(c.value for c in counters)
+            print(f"[{elapsed:5.1f} s] sent {done:,} ({done / elapsed:,.0f}/s of {rate:,.0f}/s)",
+                  file=sys.stderr, flush=True)  # fmt: skip
     for p in procs:
         p.join(30)
     sent = sum(r["sent"] for r in reports)
@@ -207,7 +226,8 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         settings = settings_from_args(SimulatorSettings, args)
         result = run_load(settings.mqtt, args.sensors, args.rate, args.processes,
-                          args.duration, args.batch, args.qos)  # fmt: skip
+                          args.duration, args.batch, args.qos,
+                          show_progress=not args.json)  # fmt: skip
         ledger = result.pop("ledger")
         if args.ledger:
             args.ledger.write_text(json.dumps(ledger))

@@ -48,6 +48,7 @@ class Summary:
     messages: int = 0
     malformed: int = 0
     failed: int = 0  # publishes paho refused (e.g. while disconnected)
+    lost: int = 0  # QoS 1 messages never acknowledged (e.g. a gateway went offline)
     sim_s: float = 0.0
     wall_s: float = 0.0
     behind_s: float = 0.0  # worst lag of the wall clock behind the simulated schedule
@@ -58,7 +59,7 @@ class Summary:
         return (
             f"simulated {self.sim_s:,.0f} s in {self.wall_s:,.1f} s wall; {self.readings:,} "
             f"readings in {self.messages:,} messages ({rate:,.0f}/s), {self.malformed} malformed, "
-            f"{self.failed} refused by the client; "
+            f"{self.failed} refused by the client, {self.lost} unacknowledged; "
             f"max fall-behind {self.behind_s:.2f} s"
         )
 
@@ -129,7 +130,9 @@ class Publisher:
         client.loop_start()
         gw_clients = {u: g.online() for u, g in self.gateways.items()}
         ledger = opts.ledger.open("a", encoding="utf-8") if opts.ledger else None
-        pending: deque[Any] = deque()
+        # unacknowledged messages per client (None = the main client): a gateway's are
+        # dropped when it goes offline, as a real gateway's would be
+        pending: dict[str | None, deque[Any]] = {None: deque()}
         offline: frozenset[str] = frozenset()
         s = self.summary
         try:
@@ -143,22 +146,24 @@ class Publisher:
                 for unit in step.offline_units - offline:
                     self.gateways[unit].offline()
                     gw_clients.pop(unit, None)
+                    s.lost += sum(not i.is_published() for i in pending.pop(unit, ()))
                     s.events.append(f"{iso(self._ns(step.t_s))} gateway {unit} offline")
                 for unit in offline - step.offline_units:
                     gw_clients[unit] = self.gateways[unit].online()
                     s.events.append(f"{iso(self._ns(step.t_s))} gateway {unit} online")
                 offline = step.offline_units
-                for info in self._publish(client, gw_clients, step, ledger):
+                for key, info in self._publish(client, gw_clients, step, ledger):
                     if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                        pending.append(info)
+                        pending.setdefault(key, deque()).append(info)
                     else:
                         s.failed += 1
                 # back-pressure: paho's message ids wrap at 65535, and a backlog only
                 # hides that we fall behind (which the summary then reports)
                 while True:
-                    while pending and pending[0].is_published():  # acks come in order
-                        pending.popleft()
-                    if len(pending) < MAX_UNACKED or stop.is_set():
+                    for queue in pending.values():
+                        while queue and queue[0].is_published():  # acks come in order
+                            queue.popleft()
+                    if max(map(len, pending.values())) < MAX_UNACKED or stop.is_set():
                         break
                     await asyncio.sleep(0.005)
                 now = time.monotonic()
@@ -170,13 +175,16 @@ class Publisher:
                     print(self._status(step.t_s), file=sys.stderr, flush=True)
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-            for info in pending:  # QoS 1: wait for every PUBACK before we report done
-                if not info.is_published():
-                    await asyncio.to_thread(info.wait_for_publish, 30)
+            deadline = time.monotonic() + 30  # QoS 1: wait for the PUBACKs before done
+            for info in (i for queue in pending.values() for i in queue):
+                if not info.is_published() and time.monotonic() < deadline:
+                    await asyncio.to_thread(info.wait_for_publish, deadline - time.monotonic())
+                s.lost += not info.is_published()
             s.wall_s = time.monotonic() - start
         finally:
             for g in self.gateways.values():
                 if g.client is not None:
+                    g.client.disable_logger()
                     g.client.disconnect()
                     g.client.loop_stop()
             client.disable_logger()  # paho logs a harmless race of its loop thread here
@@ -201,7 +209,8 @@ class Publisher:
 
     def _publish(
         self, client: mqtt.Client, gw: dict[str, mqtt.Client], step: Step, ledger: IO[str] | None
-    ) -> list[Any]:
+    ) -> list[tuple[str | None, Any]]:
+        """Publish one step; return (gateway unit or None for the main client, info)."""
         if not len(step.sensor):
             return []
         qos = self.settings.mqtt.qos
@@ -209,19 +218,20 @@ class Publisher:
         stamps = [iso(t) for t in uniq.tolist()]
         ts = [stamps[k] for k in inverse.ravel().tolist()]
         values = self.sim.instruments.rounded(step.sensor, step.value)
-        infos = []
+        infos: list[tuple[str | None, Any]] = []
         sensors = step.sensor.tolist()
         bad = step.malformed.tolist()
         batch = self.settings.simulator.format == "batch"
         groups: dict[str, list[dict[str, Any]]] = {}
         for k, i in enumerate(sensors):  # one MQTT message per reading (or per unit below)
             ref = self.registry.sensors[i]
-            c = gw.get(ref.unit.id, client)
+            key = ref.unit.id if ref.unit.id in gw else None
+            c = gw[key] if key is not None else client
             if bad[k]:
                 payload = _MALFORMED[self._malformed_n % len(_MALFORMED)](ts[k], values[k])
                 self._malformed_n += 1
                 self.summary.malformed += 1
-                infos.append(c.publish(self.topics[i], payload, qos=qos))
+                infos.append((key, c.publish(self.topics[i], payload, qos=qos)))
                 continue
             if batch:
                 groups.setdefault(ref.unit.id, []).append(
@@ -229,13 +239,15 @@ class Publisher:
                 )
             else:
                 body = f'{{"ts":"{ts[k]}","value":{values[k]!r}}}'
-                infos.append(c.publish(self.topics[i], body, qos=qos))
+                infos.append((key, c.publish(self.topics[i], body, qos=qos)))
             if ledger:
                 ledger.write(json.dumps({"sensor": ref.sensor.id, "ts": ts[k], "value": values[k]}))
                 ledger.write("\n")
         for unit, readings in groups.items():
-            c = gw.get(unit, client)
-            infos.append(c.publish(self.unit_topic[unit], json.dumps({"readings": readings}), qos))
+            key = unit if unit in gw else None
+            c = gw[key] if key is not None else client
+            body = json.dumps({"readings": readings})
+            infos.append((key, c.publish(self.unit_topic[unit], body, qos)))
         self.summary.readings += len(sensors)
         self.summary.messages += len(infos)
         PUBLISHED.inc(len(sensors))

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 
 from common.cli import add_common_arguments
-from common.errors import ConfigError
+from common.errors import ConfigError, ServiceUnavailable
 from common.process import guarded, settings_from_args
 from common.registry import load_registry
 from common.settings import DatabaseSettings
@@ -211,9 +211,15 @@ def run(args: argparse.Namespace) -> int:
         if start is None or end is None:
             raise ConfigError(str(args.truth), "run", "no run header with start and end")
         n = len(load_registry(header.get("plant") or settings.plant))
-        acts, alarms = fetch_activations(
-            settings.database, start, end + timedelta(seconds=args.grace_s)
-        )
+        try:
+            acts, alarms = fetch_activations(
+                settings.database, start, end + timedelta(seconds=args.grace_s)
+            )
+        except psycopg.OperationalError as exc:
+            raise ServiceUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+        except psycopg.Error as exc:
+            schema = settings.database.db_schema
+            raise ConfigError("database", schema, f"cannot read the anomalies: {exc}") from exc
         result = score(header, events, acts, n, args.grace_s, alarms)
         print(json.dumps(result.as_dict(), default=str) if args.json else render(result))
         return 0
