@@ -11,6 +11,11 @@ class DetectorOptions(Section):
     group_id: str = "chemwatch-detectors"
     max_records: int = Field(default=500, ge=1)  # Kafka records (batches) per poll
     poll_timeout_ms: int = Field(default=200, ge=1)
+    # Detector state and the resume offsets are checkpointed together every this many
+    # seconds (and on partition revoke and shutdown); readings and conditions are written
+    # with every poll, and a restart replays from the checkpoint (idempotent writes,
+    # deterministic event ids). 0 = checkpoint with every poll.
+    snapshot_interval_s: float = Field(default=5.0, ge=0)
     # How often the clock is consulted for stale sensors (no reading for k x interval).
     tick_interval_s: float = Field(default=1.0, gt=0)
     # Test hook for the crash-safety tests: exit hard (as kill -9 would) right before

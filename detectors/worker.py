@@ -1,9 +1,13 @@
 """A detector worker: Kafka ``readings`` -> detectors -> PostgreSQL + Kafka ``conditions``.
 
-Exactly-once into the database: the readings, the anomalies, the detector state and
-the Kafka offsets of one poll are written in ONE transaction. On start and on every
-partition assignment the worker restores state and seeks to the stored offsets, so a
-crash at any point neither loses nor duplicates a row. Condition events are written
+Exactly-once into the database: each poll's readings and condition transitions are
+written in one transaction (both idempotent: readings ON CONFLICT DO NOTHING, transitions
+keyed by deterministic event ids). Every ``snapshot_interval_s`` (and on partition revoke
+and shutdown) the detector state of the changed units is checkpointed together with the
+offsets it corresponds to, in the same transaction as that poll. On start and on every
+partition assignment the worker restores the checkpoint and seeks to its offsets, so a
+crash at any point neither loses nor duplicates a row: the polls after the checkpoint are
+replayed and find their rows already there. Condition events are written
 to the ``anomalies`` table first (an outbox) and published after the commit; ids are
 deterministic, so a republish after a crash is harmless.
 """
@@ -68,6 +72,12 @@ class Worker:
         self._batches = 0
         self._running = False
         self.owned = np.zeros(len(registry), bool)  # sensors of units on our partitions
+        # Checkpointing: next offsets processed per partition, units changed since the last
+        # checkpoint, and when the next one is due.
+        self._positions: dict[TopicPartition, int] = {}
+        self._dirty: set[int] = set()
+        self._next_checkpoint = 0.0
+        self._checkpointed: dict[TopicPartition, int] = {}  # to commit to Kafka (advisory)
 
     def healthy(self) -> bool:
         """Consuming and connected to the database."""
@@ -95,22 +105,35 @@ class Worker:
                 try:
                     if polled:
                         started = time.perf_counter()
-                        events, offsets = await self.in_db_thread(self._store, polled)
+                        events, _offsets = await self.in_db_thread(self._store, polled)
                         await self._publish(producer, events)
-                        await consumer.commit(offsets)
                         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
                     if time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + opts.tick_interval_s
                         await self._publish(producer, await self.in_db_thread(self._tick))
+                    if self._dirty and time.monotonic() >= self._next_checkpoint:
+                        await self.in_db_thread(self.checkpoint)  # quiet topic: still every N s
+                    if self._checkpointed:
+                        # Kafka's committed offsets only ever echo the checkpoint, so a
+                        # member that falls back on them never skips unreplayed data.
+                        await consumer.commit(self._checkpointed)
+                        self._checkpointed = {}
                 except psycopg.OperationalError as exc:
                     await self._recover(consumer, exc, stop)
         finally:
             self._running = False
+            await self._checkpoint_now()
             await consumer.stop()
             await producer.stop()
             await self.in_db_thread(self._conn.close)
             self._db.shutdown()
             log.info("detector worker stopped")
+
+    async def _checkpoint_now(self) -> None:
+        try:
+            await self.in_db_thread(self.checkpoint)
+        except psycopg.Error as exc:  # the replay from the last checkpoint covers it
+            log.warning("no checkpoint (%s)", exc)
 
     async def _recover(self, consumer: Any, exc: Exception, stop: asyncio.Event) -> None:
         """The database went away mid-batch: reconnect, reload state, re-read from its offsets.
@@ -124,9 +147,9 @@ class Worker:
         while not stop.is_set():
             try:
                 await self.in_db_thread(self._reconnect)
-                positions = await self.in_db_thread(self.restore, consumer.assignment())
-                for tp, offset in positions.items():
-                    consumer.seek(tp, offset)
+                assigned = consumer.assignment()
+                positions = await self.in_db_thread(self.restore, assigned)
+                seek(consumer, assigned, positions)
                 log.info("database back; resumed from stored offsets")
                 return
             except psycopg.OperationalError as again:
@@ -159,7 +182,7 @@ class Worker:
         units = np.unique(self.unit_code[np.concatenate([tr.sensor for _, tr in found])])
         with self._conn.transaction():
             store.insert_anomalies(self._conn, events)
-            store.save_state(self._conn, STATE_NAME, self._snapshots(units))
+        self._dirty.update(int(u) for u in units)  # their state goes out with the checkpoint
         self._count({"ts": np.array([], np.int64)}, 0, events)
         return events
 
@@ -196,7 +219,35 @@ class Worker:
             for key, snap in state.get("groups", {}).items():
                 if key in keys:
                     self.groups.restore(keys[key], snap)
-        return {tp: stored[tp.partition] for tp in partitions if tp.partition in stored}
+        positions = {tp: stored[tp.partition] for tp in partitions if tp.partition in stored}
+        self._positions = dict(positions)
+        self._dirty.clear()
+        self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
+        return positions
+
+    def checkpoint(self) -> None:
+        """Write the state of changed units and the resume offsets now (revoke, shutdown)."""
+        assert self._conn is not None
+        if self._conn.closed:
+            return
+        with self._conn.transaction():
+            self._write_checkpoint(self._positions)
+        self._after_checkpoint(self._positions)
+
+    def _write_checkpoint(self, positions: dict[TopicPartition, int]) -> None:
+        assert self._conn is not None
+        store.save_offsets(
+            self._conn,
+            self.settings.detectors.group_id,
+            {(tp.topic, tp.partition): off for tp, off in positions.items()},
+        )
+        units = np.array(sorted(self._dirty), np.int64)
+        store.save_state(self._conn, STATE_NAME, self._snapshots(units))
+
+    def _after_checkpoint(self, positions: dict[TopicPartition, int]) -> None:
+        self._dirty.clear()
+        self._checkpointed = dict(positions)
+        self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
 
     def _store(
         self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -221,13 +272,14 @@ class Worker:
                 cols["quality"],
             )
             store.insert_anomalies(self._conn, events)
-            store.save_offsets(
-                self._conn,
-                self.settings.detectors.group_id,
-                {(tp.topic, tp.partition): off for tp, off in offsets.items()},
-            )
-            store.save_state(self._conn, STATE_NAME, self._snapshots(units))
+            self._dirty.update(int(u) for u in units)
+            due = time.monotonic() >= self._next_checkpoint
+            if due:
+                self._write_checkpoint({**self._positions, **offsets})
             self._maybe_crash()
+        self._positions.update(offsets)
+        if due:
+            self._after_checkpoint(self._positions)
         self._count(cols, stored, events)
         return events, offsets
 
@@ -351,7 +403,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Nothing to flush: every poll is committed before the next one."""
+        """Checkpoint, so the next owner resumes from our latest state."""
+        await self.worker._checkpoint_now()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Seek to the offsets stored with the data; Kafka's own commits are advisory."""
@@ -359,13 +412,21 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         n_partitions = len(self.consumer.partitions_for_topic(topic) or ())
         self.worker.assign(assigned, n_partitions)
         positions = await self.worker.in_db_thread(self.worker.restore, assigned)
-        for tp, offset in positions.items():
-            self.consumer.seek(tp, offset)
+        seek(self.consumer, assigned, positions)
         log.info(
             "assigned %s; resumed from stored offsets %s",
             sorted(tp.partition for tp in assigned),
             {tp.partition: o for tp, o in positions.items()},
         )
+
+
+def seek(
+    consumer: Any, assigned: set[TopicPartition], positions: dict[TopicPartition, int]
+) -> None:
+    """Go to the checkpointed offsets; a partition the database knows nothing of starts at
+    offset 0 (an offset below the retained log resets to the earliest one)."""
+    for tp in assigned:
+        consumer.seek(tp, positions.get(tp, 0))
 
 
 def _only(found: Transitions, sensors: np.ndarray) -> Transitions:

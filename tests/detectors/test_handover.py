@@ -70,6 +70,19 @@ def test_survivor_takes_over_a_breach_and_reports_it_once(
         60,
         "the breach to be reported by its owner",
     )
+
+    def checkpointed_active() -> bool:
+        row = db.execute(
+            "SELECT state FROM detector_state WHERE unit_id = %s AND detector = 'suite'", (unit,)
+        ).fetchone()
+        if row is None:
+            return False
+        limits = row[0]["limits"]
+        return limits["H.active_since"][limits["sensors"].index(sensor)] != 0
+
+    # Kill after the owner's periodic checkpoint holds the active alarm: the survivor must
+    # restore it (not re-derive it) and only report the clears.
+    wait_until(checkpointed_active, 30, "the owner's checkpoint of the active alarm")
     owner.kill()  # SIGKILL mid-breach
 
     # The breach persists, then ends; the survivor must take the partition over.
@@ -88,7 +101,11 @@ def test_survivor_takes_over_a_breach_and_reports_it_once(
     ]
     count = db.execute("SELECT count(*) FROM readings WHERE sensor_id = %s", (sensor,)).fetchone()
     assert count[0] == 45  # every reading exactly once
-    assert "restored" in survivor.log() or "resumed from stored offsets" in survivor.log()
+    taken = re.findall(
+        r"assigned \[[0-9, ]*\]; resumed from stored offsets (\{.*\})", survivor.log()
+    )
+    assert f"{partition}: " in taken[-1]  # resumed partition from the owner's checkpoint
+    assert "condition active H:" not in survivor.log()  # restored, not re-raised
 
 
 def test_ewma_baseline_survives_a_restart(
