@@ -47,6 +47,12 @@ stack-down: setup
 stack-status: setup
 	$(BIN)/chemwatch stack status
 
+bench: setup stack-up  ## benchmarks of every area (tables; each also has --json)
+	$(BIN)/chemwatch bench detectors
+	$(BIN)/chemwatch bench storage
+	$(BIN)/chemwatch bench ingest
+	$(BIN)/chemwatch bench alerting
+
 clean: stack-down
 	rm -rf .chemwatch
 
