@@ -291,6 +291,13 @@ def exported(port: int) -> set[str]:
     return names
 
 
+def _has_samples(port: int, family: str) -> bool:
+    """The service serves at least one sample of the metric family (labelled ones start empty)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return any(f.name == family and f.samples for f in text_string_to_metric_families(text))
+
+
 def _serving(port: int) -> bool:
     try:
         return bool(exported(port))
@@ -307,6 +314,13 @@ def test_promql_names_only_metrics_the_services_export(service_factory: ServiceF
     for name, port in ports.items():
         wait_until(lambda p=port: _serving(p), 90, f"{name} /metrics")
         names |= exported(port)
+    # the consumer lag is measured after every poll, so each consumer reports its partitions
+    for name, metric in (("detectors", "detectors"), ("alerting", "alerting")):
+        wait_until(
+            lambda p=ports[name], m=metric: _has_samples(p, f"chemwatch_{m}_kafka_lag"),
+            60,
+            f"{name} reports its Kafka consumer lag",
+        )
     wanted = set().union(*(grafana.metric_names(q.text) for q in promql_queries()))
     assert wanted, "the dashboards use no ChemWatch metric"
     missing = sorted(wanted - names)
