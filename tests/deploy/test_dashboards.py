@@ -172,7 +172,7 @@ def check_shape(q: grafana.Query, columns: list[str], rows: list[tuple[Any, ...]
 
 # Panels whose content the sample history determines (alerting opened incidents on both
 # sites: a gas second-level pair on TK101/TK102's area and a reactor runaway on R501).
-RISK_PANELS = ("Unit risk level (four colours)", "Site risk level (four colours)")
+RISK_PANELS = ("Unit risk level (four colours)", "Site risk level (four colours)", "Regions")
 
 
 def check_content(q: grafana.Query, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
