@@ -84,13 +84,14 @@ SELECT s.sensor_id || ':hi', s.site_id, s.unit_id, s.sensor_id, 'hi',
        md5(s.sensor_id)::uuid, now() - (i %% 48) * interval '1 hour', now()
   FROM (SELECT *, row_number() OVER (ORDER BY sensor_id) AS i FROM sensors) s
  WHERE i %% 20 = 0;
-INSERT INTO alarm_journal (time, alarm_id, action, from_state, to_state, username)
-SELECT now() - random() * %(days)s * interval '1 day', a.alarm_id, 'active', 'NORMAL', 'UNACK',
-       'system'
+UPDATE alarms SET priority = severity;  -- the dashboards show alerting's priority
+INSERT INTO alarm_journal (time, alarm_id, occurrence_id, action, from_state, to_state, username)
+SELECT now() - random() * %(days)s * interval '1 day', a.alarm_id, gen_random_uuid(), 'active',
+       'NORMAL', 'UNACK', 'system'
   FROM alarms a, generate_series(1, %(days)s * 2) k;
-INSERT INTO alarm_journal (time, alarm_id, action, from_state, to_state, username)
-SELECT time + random() * interval '20 minutes', alarm_id, 'acknowledge', 'UNACK', 'ACKED',
-       'operator'
+INSERT INTO alarm_journal (time, alarm_id, occurrence_id, action, from_state, to_state, username)
+SELECT time + random() * interval '20 minutes', alarm_id, occurrence_id, 'acknowledge', 'UNACK',
+       'ACKED', 'operator'
   FROM alarm_journal WHERE action = 'active';
 INSERT INTO anomalies (event_id, occurrence_id, time, activated_at, state, site_id, unit_id,
                        sensor_id, condition, severity, value, threshold, detector,

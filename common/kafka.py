@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, TopicAlreadyExistsError
 
 from common.settings import KafkaSettings
 
@@ -80,3 +80,23 @@ async def ensure_topics(kafka: KafkaSettings, *names: str) -> None:
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+async def consumer_lag(consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int]:
+    """Per assigned (topic, partition): the offsets between its end and the consumer's position.
+
+    The end is the high watermark the last fetch reported, so no extra broker round trip
+    is made; partitions not fetched yet (no watermark) or revoked meanwhile are left out.
+    Call it right after a poll: the position is then the next record to be consumed.
+    """
+    lag = {}
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if end is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except IllegalStateError:  # revoked by a rebalance since assignment() was read
+            continue
+        lag[(tp.topic, tp.partition)] = max(end - position, 0)
+    return lag

@@ -102,6 +102,7 @@ class Worker:
                 polled = await consumer.getmany(
                     timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records
                 )
+                await metrics.record_lag(consumer)
                 try:
                     if polled:
                         started = time.perf_counter()
@@ -259,7 +260,7 @@ class Worker:
         events = self.detect(cols)
         sensors, codes = np.unique(cols["sensor"], return_inverse=True)
         units, unit_codes = np.unique(self.unit_code[cols["sensor"]], return_inverse=True)
-        with self._conn.transaction():
+        with metrics.DB_WRITE_SECONDS.time(), self._conn.transaction():
             stored = store.write_readings(
                 self._conn,
                 [str(s) for s in self.registry.sensor_ids[sensors]],

@@ -27,9 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from chemwatch import grafana
 from common.migrate import available
 from common.registry import load_registry
+from tests.fixtures.alarm_history import dump_sql, write_alarm_history
 from tests.fixtures.pglite import run_pglite
 from tests.fixtures.processes import ServiceFactory, free_port, wait_until
-from tests.fixtures.sample_data import TIMESCALE_REFRESH, sample_data_sql
+from tests.fixtures.sample_data import ANOMALIES, TIMESCALE_REFRESH, sample_data_sql
 from tests.fixtures.services import ROOT
 
 REGISTRY = load_registry(ROOT / "examples" / "plant.yaml")
@@ -126,8 +127,11 @@ def test_macro_expansion() -> None:
 
 
 def load_sample(db: psycopg.Connection) -> None:
+    """Registry and readings by SQL; alarms, journal, floods, incidents by alerting's code."""
     for script in sample_data_sql(REGISTRY):
         db.execute(script.encode())
+    write_alarm_history(db, REGISTRY, datetime.now(UTC))
+    db.execute(ANOMALIES.encode())
 
 
 def expanded(
@@ -166,6 +170,24 @@ def check_shape(q: grafana.Query, columns: list[str], rows: list[tuple[Any, ...]
                 assert isinstance(value, NUMBER), f"{q.name}: {col} is {type(value)}"
 
 
+# Panels whose content the sample history determines (alerting opened incidents on both
+# sites: a gas second-level pair on TK101/TK102's area and a reactor runaway on R501).
+RISK_PANELS = ("Unit risk level (four colours)", "Site risk level (four colours)", "Regions")
+
+
+def check_content(q: grafana.Query, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Beyond shape: the alerting-fed panels show what alerting wrote."""
+    if q.where in RISK_PANELS:
+        levels = {r[columns.index("risk_level")] for r in rows}
+        assert levels <= {"blue", "yellow", "orange", "red"}, f"{q.name}: {levels}"
+        assert levels - {"blue"}, f"{q.name}: every level is blue, the open incidents are missing"
+    if q.where == "Open major-risk incidents":
+        assert {r[columns.index("site")] for r in rows} == {"haibin-terminal", "jinghe-finechem"}
+    if q.where == "Active alarms by priority":
+        priorities = {r[columns.index("priority")] for r in rows}
+        assert priorities <= {"critical", "high", "medium", "low"}, f"{q.name}: {priorities}"
+
+
 @pytest.mark.integration
 def test_every_sql_query_runs_on_postgresql(db: psycopg.Connection) -> None:
     load_sample(db)
@@ -180,6 +202,7 @@ def test_every_sql_query_runs_on_postgresql(db: psycopg.Connection) -> None:
                 check_shape(q, columns, rows)
                 if range_name == "2d":
                     assert rows, f"{q.name}: no rows from the sample data"
+                    check_content(q, columns, rows)
                 if q.where == VALUE_PANEL and q.ref == "A":
                     times = sorted({r[0] for r in rows})
                     gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
@@ -202,7 +225,9 @@ def test_every_sql_query_runs_on_timescaledb(db: psycopg.Connection) -> None:
             cur = db.execute(text.encode())
             plan.append((f"[{range_name}] {q.name}", text, [c.name for c in cur.description]))
     setup = [t for _v, _n, t in available("timescale")]
-    setup += ["SELECT storage_maintain()", *sample_data_sql(REGISTRY), *TIMESCALE_REFRESH]
+    # the same rows as on PostgreSQL: alerting's tables and the anomalies are copied over
+    setup += ["SELECT storage_maintain()", *sample_data_sql(REGISTRY), *dump_sql(db)]
+    setup += TIMESCALE_REFRESH
     result = run_pglite(setup, [(name, text) for name, text, _c in plan], max_rows=1)
     assert result["timescaledb"], "TimescaleDB is not loaded in PGlite"
     failures = []
@@ -266,6 +291,13 @@ def exported(port: int) -> set[str]:
     return names
 
 
+def _has_samples(port: int, family: str) -> bool:
+    """The service serves at least one sample of the metric family (labelled ones start empty)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return any(f.name == family and f.samples for f in text_string_to_metric_families(text))
+
+
 def _serving(port: int) -> bool:
     try:
         return bool(exported(port))
@@ -282,6 +314,13 @@ def test_promql_names_only_metrics_the_services_export(service_factory: ServiceF
     for name, port in ports.items():
         wait_until(lambda p=port: _serving(p), 90, f"{name} /metrics")
         names |= exported(port)
+    # the consumer lag is measured after every poll, so each consumer reports its partitions
+    for name, metric in (("detectors", "detectors"), ("alerting", "alerting")):
+        wait_until(
+            lambda p=ports[name], m=metric: _has_samples(p, f"chemwatch_{m}_kafka_lag"),
+            60,
+            f"{name} reports its Kafka consumer lag",
+        )
     wanted = set().union(*(grafana.metric_names(q.text) for q in promql_queries()))
     assert wanted, "the dashboards use no ChemWatch metric"
     missing = sorted(wanted - names)

@@ -1,0 +1,190 @@
+"""Where the write path's time goes: ``python -m chemwatch.bench_storage_profile``.
+
+A measurement aid for docs/storage.md, not part of the product. In a private, freshly
+migrated schema it writes ``--batches`` batches of ``--batch`` rows the way
+common.store.write_readings does, timing each step on the client (the server work of a
+statement is inside its round trip), the WAL bytes each step generates, the commit,
+and the Python share (payload build). It then times the same COPY into variants of the
+readings table that each lack one cost (no primary key, not partitioned, unlogged),
+to attribute the COPY time. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from chemwatch.bench_storage import COLUMNS, Data, _payload
+from common.migrate import flavour_of, migrate
+from common.settings import BaseProcessSettings, load_settings
+
+
+def _lsn(cur: psycopg.Cursor[Any]) -> int:
+    row = cur.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _copy(cur: psycopg.Cursor[Any], table: str, payload: bytes) -> None:
+    with cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(payload)
+
+
+class Steps:
+    """Accumulates seconds and WAL bytes per named step."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.wal: dict[str, int] = {}
+
+    def run(self, cur: psycopg.Cursor[Any], name: str, fn: Any) -> Any:
+        before = _lsn(cur)
+        started = time.perf_counter()
+        out = fn()
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+        self.wal[name] = self.wal.get(name, 0) + _lsn(cur) - before
+        return out
+
+
+def profile_write_path(
+    conn: psycopg.Connection[Any], data: Data, batch: int, n: int
+) -> dict[str, Any]:
+    """The write path's steps (the fast path: no replays), n batches."""
+    steps = Steps()
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS readings_stage (LIKE readings INCLUDING DEFAULTS)"
+        )
+        for k in range(n):
+            b = data.slice(k * batch, (k + 1) * batch)
+            started = time.perf_counter()
+            payload = _payload(b)
+            steps.seconds["payload build (Python)"] = (
+                steps.seconds.get("payload build (Python)", 0.0) + time.perf_counter() - started
+            )
+            cur.execute("BEGIN")
+            steps.run(cur, "COPY into stage", lambda p=payload: _copy(cur, "readings_stage", p))
+            steps.run(
+                cur, "stage_remove_stored()", lambda: cur.execute("SELECT stage_remove_stored()")
+            )
+            steps.run(cur, "COPY into readings", lambda p=payload: _copy(cur, "readings", p))
+            steps.run(
+                cur,
+                "rollup_staged_readings()",
+                lambda: cur.execute("SELECT rollup_staged_readings()"),
+            )
+            steps.run(cur, "TRUNCATE stage", lambda: cur.execute("TRUNCATE readings_stage"))
+            steps.run(cur, "COMMIT", lambda: cur.execute("COMMIT"))
+    rows = batch * n
+    total = sum(steps.seconds.values())
+    return {
+        "rows": rows,
+        "seconds": round(total, 3),
+        "rows_per_s": round(rows / total),
+        "steps": {
+            name: {
+                "seconds": round(s, 3),
+                "share_pct": round(100 * s / total, 1),
+                "wal_bytes_per_row": round(steps.wal.get(name, 0) / rows, 1),
+            }
+            for name, s in steps.seconds.items()
+        },
+    }
+
+
+def _sorted(b: dict[str, Any]) -> dict[str, Any]:
+    """The batch in primary-key order (sensor, time) instead of time order."""
+    order = np.lexsort((b["ts_ns"], b["sensor_code"]))
+    per_row = ("sensor_code", "unit_code", "ts_ns", "ingest_ns", "value", "quality")
+    return {k: (v[order] if k in per_row else v) for k, v in b.items()}
+
+
+VARIANTS = {
+    "readings (partitioned, primary key, BRIN)": None,
+    "readings, batch sorted by (sensor, time)": None,
+    "partitioned like readings, no indexes": (
+        "CREATE TABLE v_noidx (LIKE readings) PARTITION BY RANGE (time);"
+        " CREATE TABLE v_noidx_default PARTITION OF v_noidx DEFAULT"
+    ),
+    "plain table with the primary key": (
+        "CREATE TABLE v_pk (LIKE readings); ALTER TABLE v_pk ADD PRIMARY KEY (sensor_id, time)"
+    ),
+    "plain table, no indexes": "CREATE TABLE v_plain (LIKE readings)",
+    "unlogged plain table, no indexes": "CREATE UNLOGGED TABLE v_unlogged (LIKE readings)",
+}
+
+
+def profile_copy_variants(
+    conn: psycopg.Connection[Any], data: Data, batch: int, n: int
+) -> dict[str, Any]:
+    """COPY of the same batches into tables that each lack one of readings' costs."""
+    out = {}
+    with conn.cursor() as cur:
+        for name, ddl in VARIANTS.items():
+            if ddl is None:
+                table = "readings"
+                cur.execute("TRUNCATE readings")
+            else:
+                cur.execute(ddl)
+                table = ddl.split()[2] if not ddl.startswith("CREATE UNLOGGED") else "v_unlogged"
+            seconds, wal = 0.0, 0
+            for k in range(n):
+                b = data.slice(k * batch, (k + 1) * batch)
+                payload = _payload(_sorted(b) if "sorted" in name else b)
+                before = _lsn(cur)
+                started = time.perf_counter()
+                cur.execute("BEGIN")
+                _copy(cur, table, payload)
+                cur.execute("COMMIT")
+                seconds += time.perf_counter() - started
+                wal += _lsn(cur) - before
+            out[name] = {
+                "rows_per_s": round(batch * n / seconds),
+                "wal_bytes_per_row": round(wal / (batch * n), 1),
+            }
+    return out
+
+
+def main() -> int:
+    """Run both profiles in a throw-away schema and print the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=100_000)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--sensors", type=int, default=1_000)
+    args = parser.parse_args()
+    settings = load_settings(BaseProcessSettings)
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    database = settings.database.model_copy(update={"db_schema": schema})
+    data = Data(args.batch * args.batches, args.sensors)
+    migrate(database)
+    try:
+        with psycopg.connect(database.conninfo(), autocommit=True) as conn:
+            server = {
+                name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+                for name in ("server_version", "synchronous_commit", "wal_level", "shared_buffers")
+            }
+            result = {
+                "flavour": flavour_of(conn),
+                "server": server,
+                "load_average_1m": round(os.getloadavg()[0], 1),
+                "batch": args.batch,
+                "write_path": profile_write_path(conn, data, args.batch, args.batches),
+                "copy_variants": profile_copy_variants(conn, data, args.batch, args.batches),
+            }
+    finally:
+        with psycopg.connect(settings.database.conninfo(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
