@@ -290,9 +290,10 @@ class Publisher:
             body = json.dumps({"readings": readings})
             infos.append((key, c.publish(self.unit_topic[unit], body, qos)))
         now_ms = self._ns(step.t_s) // 1_000_000
+        dropped = 0
         for node, node_readings, broken in sp.values():
             if node.client is None:
-                self.summary.dropped += len(node_readings) + len(broken)
+                dropped += len(node_readings) + len(broken)
                 continue
             broken_idx = [b[0] for b in broken]
             sent_infos, sent = node.publish(node_readings, broken_idx, now_ms)
@@ -303,7 +304,8 @@ class Publisher:
                     sid = self.registry.sensors[idx].sensor.id
                     ledger.write(json.dumps({"sensor": sid, "ts": iso(t_ms * 1e6), "value": v}))
                     ledger.write("\n")
-        self.summary.readings += len(sensors)
+        self.summary.dropped += dropped
+        self.summary.readings += len(sensors) - dropped
         self.summary.messages += len(infos)
         PUBLISHED.inc(len(sensors))
         return infos

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import threading
 from pathlib import Path
 
@@ -114,6 +115,8 @@ def test_simulated_edge_node_through_the_bridge(
     deaths = [p for k, p in seen if k == "NDEATH"]
     assert [d.metrics[0].long_value for d in deaths] == [0]  # the will of the first session
     assert "DBIRTH" in [k for k, _ in seen]
+    # the gateway is the edge node: TK101 (same node) fell silent with TK102
+    assert int(re.findall(r"([\d,]+) dropped", sim.log())[-1].replace(",", "")) > 0
     # seq: 0 at NBIRTH, +1 per message, wrapping after 255; data by alias only
     prev = None
     wrapped = False
