@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,12 +126,9 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(SimulatorSettings, args, _FLAGS)
         setup_logging(settings.log_level)
         opts = settings.simulator
-        if opts.format == "sparkplug":
-            raise ConfigError(
-                "--format", "sparkplug", "not yet: Sparkplug B publishing is not implemented "
-                "(the ingest side is being built separately); use json or batch"
-            )  # fmt: skip
         registry = load_registry(settings.plant)
+        if opts.format == "sparkplug":
+            _sparkplug_split(registry)
         scenario = build_scenario(settings, registry)
         duration = opts.duration_s or scenario.duration
         t0 = start_ns(opts.start, opts.speed, duration, time.time_ns())
@@ -151,6 +149,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return guarded(main)
+
+
+def _sparkplug_split(registry: Registry) -> None:
+    """Refuse a plant without Sparkplug mapping; say which units go out as JSON instead."""
+    mapped = sorted(u for u, (_s, unit) in registry.units.items() if unit.sparkplug)
+    if not mapped:
+        raise ConfigError(
+            "--format", "sparkplug", "no unit of the plant has a `sparkplug` mapping "
+            "(units[].sparkplug: {group, edge_node, device}); use json or batch"
+        )  # fmt: skip
+    rest = sorted(set(registry.units) - set(mapped))
+    print(f"Sparkplug B: {', '.join(mapped)}", file=sys.stderr)
+    if rest:
+        print(f"JSON singles (no sparkplug mapping): {', '.join(rest)}", file=sys.stderr)
 
 
 def _dry_run(sim: Simulation, duration: float | None, plot_path: Path | None) -> Summary:

@@ -5,6 +5,8 @@ JSON singles (``{prefix}/{site}/{unit}/{sensor}``) or gateway batches
 Units with a ``gateway_offline`` event publish through their own client whose MQTT
 will (``{prefix}/{site}/{unit}/gateway/state``, ``{"online": false}``, retained) the
 broker sends when the gateway drops off (DISCONNECT reason 0x04, "with will").
+With ``format: sparkplug`` the units the registry maps to Sparkplug B go out through
+their edge nodes (:mod:`simulators.sparkplug`), the others as JSON singles.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from common import mqtt as mqtt_clients
 from common.registry import Registry
 from simulators.plant import Simulation, Step
 from simulators.settings import SimulatorSettings
+from simulators.sparkplug import EdgeNode, edge_nodes
 from simulators.truth import iso
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class Summary:
     malformed: int = 0
     failed: int = 0  # publishes paho refused (e.g. while disconnected)
     lost: int = 0  # QoS 1 messages never acknowledged (e.g. a gateway went offline)
+    dropped: int = 0  # readings of a Sparkplug node that was offline for another unit
     sim_s: float = 0.0
     wall_s: float = 0.0
     behind_s: float = 0.0  # worst lag of the wall clock behind the simulated schedule
@@ -59,7 +63,8 @@ class Summary:
         return (
             f"simulated {self.sim_s:,.0f} s in {self.wall_s:,.1f} s wall; {self.readings:,} "
             f"readings in {self.messages:,} messages ({rate:,.0f}/s), {self.malformed} malformed, "
-            f"{self.failed} refused by the client, {self.lost} unacknowledged; "
+            f"{self.failed} refused by the client, {self.lost} unacknowledged, "
+            f"{self.dropped} dropped; "
             f"max fall-behind {self.behind_s:.2f} s"
         )
 
@@ -105,10 +110,12 @@ class Publisher:
         units = sorted(registry.units)
         self.unit_code = np.array([units.index(r.unit.id) for r in registry])
         self.units = units
+        sparkplug = settings.simulator.format == "sparkplug"
+        self.nodes: dict[str, EdgeNode] = edge_nodes(settings, registry) if sparkplug else {}
         self.gateways = {
             e.unit: Gateway(settings, registry.units[e.unit][0].id, e.unit)
             for e in sim.events
-            if e.kind == "gateway_offline" and e.unit
+            if e.kind == "gateway_offline" and e.unit and e.unit not in self.nodes
         }
         self.connected = False
         self.summary = Summary()
@@ -129,6 +136,9 @@ class Publisher:
         mqtt_clients.connect(client, self.settings.mqtt, persistent=False)
         client.loop_start()
         gw_clients = {u: g.online() for u, g in self.gateways.items()}
+        nodes = list({id(n): n for n in self.nodes.values()}.values())
+        for node in nodes:
+            node.online(self._ns(0.0) // 1_000_000)
         ledger = opts.ledger.open("a", encoding="utf-8") if opts.ledger else None
         # unacknowledged messages per client (None = the main client): a gateway's are
         # dropped when it goes offline, as a real gateway's would be
@@ -143,14 +153,15 @@ class Publisher:
                 if duration_s is not None and self.sim.t + 1e-9 >= duration_s:
                     break
                 step = self.sim.step()
-                for unit in step.offline_units - offline:
+                for unit in (step.offline_units - offline) & self.gateways.keys():
                     self.gateways[unit].offline()
                     gw_clients.pop(unit, None)
                     s.lost += sum(not i.is_published() for i in pending.pop(unit, ()))
                     s.events.append(f"{iso(self._ns(step.t_s))} gateway {unit} offline")
-                for unit in offline - step.offline_units:
+                for unit in (offline - step.offline_units) & self.gateways.keys():
                     gw_clients[unit] = self.gateways[unit].online()
                     s.events.append(f"{iso(self._ns(step.t_s))} gateway {unit} online")
+                self._node_transitions(step, offline, pending)
                 offline = step.offline_units
                 for key, info in self._publish(client, gw_clients, step, ledger):
                     if info.rc == mqtt.MQTT_ERR_SUCCESS:
@@ -182,6 +193,8 @@ class Publisher:
                 s.lost += not info.is_published()
             s.wall_s = time.monotonic() - start
         finally:
+            for node in nodes:
+                node.close()
             for g in self.gateways.values():
                 if g.client is not None:
                     g.client.disable_logger()
@@ -194,6 +207,26 @@ class Publisher:
                 ledger.close()
         log.info("%s", s.line())
         return s
+
+    def _node_transitions(
+        self, step: Step, before: frozenset[str], pending: dict[str | None, deque[Any]]
+    ) -> None:
+        """A gateway fault on any unit of a Sparkplug edge node takes the node down."""
+        down_before = {id(self.nodes[u]) for u in before if u in self.nodes}
+        down_now = {id(self.nodes[u]) for u in step.offline_units if u in self.nodes}
+        for node in {id(n): n for n in self.nodes.values()}.values():
+            key = f"sp:{node.group}/{node.edge}"
+            if id(node) in down_now - down_before:
+                node.offline()
+                self.summary.lost += sum(not i.is_published() for i in pending.pop(key, ()))
+                self.summary.events.append(
+                    f"{iso(self._ns(step.t_s))} edge node {node.group}/{node.edge} offline (NDEATH)"
+                )
+            elif id(node) in down_before - down_now:
+                node.online(self._ns(step.t_s) // 1_000_000)
+                self.summary.events.append(
+                    f"{iso(self._ns(step.t_s))} edge node {node.group}/{node.edge} online"
+                )
 
     def _ns(self, t_s: float) -> int:
         return self.sim.start_ns + round(t_s * 1e9)
@@ -223,8 +256,16 @@ class Publisher:
         bad = step.malformed.tolist()
         batch = self.settings.simulator.format == "batch"
         groups: dict[str, list[dict[str, Any]]] = {}
+        Rd = tuple[int, float, int]
+        sp: dict[int, tuple[EdgeNode, list[Rd], list[Rd]]] = {}
+        ts_ms = (step.ts_ns // 1_000_000).tolist()
         for k, i in enumerate(sensors):  # one MQTT message per reading (or per unit below)
             ref = self.registry.sensors[i]
+            node = self.nodes.get(ref.unit.id)
+            if node is not None:  # Sparkplug: collected per edge node, published below
+                _n, good, broken = sp.setdefault(id(node), (node, [], []))
+                (broken if bad[k] else good).append((i, values[k], ts_ms[k]))
+                continue
             key = ref.unit.id if ref.unit.id in gw else None
             c = gw[key] if key is not None else client
             if bad[k]:
@@ -248,7 +289,23 @@ class Publisher:
             c = gw[key] if key is not None else client
             body = json.dumps({"readings": readings})
             infos.append((key, c.publish(self.unit_topic[unit], body, qos)))
-        self.summary.readings += len(sensors)
+        now_ms = self._ns(step.t_s) // 1_000_000
+        dropped = 0
+        for node, node_readings, broken in sp.values():
+            if node.client is None:
+                dropped += len(node_readings) + len(broken)
+                continue
+            broken_idx = [b[0] for b in broken]
+            sent_infos, sent = node.publish(node_readings, broken_idx, now_ms)
+            infos += [(f"sp:{node.group}/{node.edge}", info) for info in sent_infos]
+            self.summary.malformed += len(broken)
+            if ledger:
+                for idx, v, t_ms in sent:
+                    sid = self.registry.sensors[idx].sensor.id
+                    ledger.write(json.dumps({"sensor": sid, "ts": iso(t_ms * 1e6), "value": v}))
+                    ledger.write("\n")
+        self.summary.dropped += dropped
+        self.summary.readings += len(sensors) - dropped
         self.summary.messages += len(infos)
         PUBLISHED.inc(len(sensors))
         return infos

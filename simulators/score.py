@@ -12,7 +12,13 @@ condition, state) for the run's time span and matches them with the injected eve
 * a sensor fault is *recognised* when a ``FAULT_`` condition becomes active on one of
   its sensors in its window, and *misreported* when a process condition does instead;
 * every other process-condition activation is a *false alarm*; the rate is per
-  sensor-day over the run's span and the registry's sensors.
+  sensor-day over the run's span and the registry's sensors;
+* a hazard *raised an incident* when alerting opened a major-risk incident (table
+  ``incidents``) for it in the same window: on its unit, or an area incident whose
+  contributing sensors include one of the hazard's sensors; its level is the highest
+  of them (blue < yellow < orange < red) and the delay is measured like the detection
+  delay. Every incident opened in the run's span that no hazard explains is a *false
+  incident* (also those during sensor faults: a fault must not make a process incident).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from simulators.settings import SimulatorSettings
 from simulators.truth import read_truth
 
 FAULT_PREFIX = "FAULT_"
+LEVELS = ("blue", "yellow", "orange", "red")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,19 @@ class Activation:
         return self.condition.startswith(FAULT_PREFIX)
 
 
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: int
+    opened_at: datetime
+    rule_id: str
+    unit_id: str | None
+    level: str
+    sensors: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        return f"{self.opened_at.isoformat()} #{self.id} {self.rule_id} {self.unit_id or '-'}"
+
+
 @dataclass(slots=True)
 class EventScore:
     id: str
@@ -57,6 +77,9 @@ class EventScore:
     outcome: str  # detected / missed / recognised / misreported / unnoticed / not scored
     delay_s: float | None = None
     conditions: list[str] = field(default_factory=list)
+    incident_level: str | None = None  # hazards: highest level of the incidents raised
+    incident_delay_s: float | None = None
+    incidents: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -69,6 +92,8 @@ class Score:
     activations: int
     alarms: int | None
     unexplained: list[str] = field(default_factory=list)  # "time sensor:condition"
+    incidents: int | None = None  # opened in the run's span (None: no incidents table)
+    false_incidents: list[str] = field(default_factory=list)  # Incident.label()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +123,46 @@ def fetch_activations(
     return [Activation(*r) for r in rows], (int(alarms[0]) if alarms else None)
 
 
+def fetch_incidents(db: DatabaseSettings, start: datetime, end: datetime) -> list[Incident] | None:
+    """Incidents opened between start and end (None when alerting's tables are absent)."""
+    with psycopg.connect(db.conninfo(), autocommit=True) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT id, opened_at, rule_id, unit_id, level,"
+                " COALESCE(details->'sensors', '[]'::jsonb) FROM incidents"
+                " WHERE opened_at >= %s AND opened_at <= %s ORDER BY opened_at, id",
+                (start, end),
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return [Incident(int(i), t, r, u, lv, tuple(map(str, ss))) for i, t, r, u, lv, ss in rows]
+
+
+def _score_incidents(
+    s: EventScore, ev: dict[str, Any], incidents: list[Incident], start: datetime,
+    until: datetime, explained: set[int],
+) -> None:  # fmt: skip
+    """Incidents raised for a hazard: on its unit, or involving one of its sensors."""
+    sensors = set(ev["sensors"])
+    unit = ev.get("unit")
+    mine = [
+        (k, inc)
+        for k, inc in enumerate(incidents)
+        if start <= inc.opened_at <= until
+        and ((unit is not None and inc.unit_id == unit) or sensors & set(inc.sensors))
+    ]
+    explained |= {k for k, _ in mine}
+    if mine:
+        ref = _t(ev.get("first_knowable")) or start
+        s.incident_level = max((inc.level for _, inc in mine), key=_rank)
+        s.incident_delay_s = (mine[0][1].opened_at - ref).total_seconds()
+        s.incidents = [inc.id for _, inc in mine]
+
+
+def _rank(level: str) -> int:
+    return LEVELS.index(level) if level in LEVELS else -1
+
+
 def score(
     header: dict[str, Any],
     events: list[dict[str, Any]],
@@ -105,10 +170,12 @@ def score(
     n_sensors: int,
     grace_s: float = 120.0,
     alarms: int | None = None,
+    incidents: list[Incident] | None = None,
 ) -> Score:
-    """Match activations to events (pure: no I/O)."""
+    """Match activations (and incidents, when given) to events (pure: no I/O)."""
     grace = timedelta(seconds=grace_s)
     explained: set[int] = set()
+    explained_incidents: set[int] = set()
     scores = []
     for ev in events:
         sensors = set(ev["sensors"])
@@ -133,6 +200,8 @@ def score(
             else:
                 s.outcome = "missed"
             s.conditions = sorted({f"{a.sensor}:{a.condition}" for _, a in process})
+            if incidents is not None:
+                _score_incidents(s, ev, incidents, start, until, explained_incidents)
         elif ev["category"] == "fault":
             explained |= {k for k, _ in window}
             if faults:
@@ -156,6 +225,8 @@ def score(
         len(activations),
         alarms,
         [f"{a.time.isoformat()} {a.sensor}:{a.condition}" for a in unexplained],
+        None if incidents is None else len(incidents),
+        [inc.label() for k, inc in enumerate(incidents or []) if k not in explained_incidents],
     )
 
 
@@ -163,12 +234,23 @@ def render(s: Score) -> str:
     """A table for people."""
     lines = [
         f"run: {s.run.get('scenario')} {s.run.get('start')} .. {s.run.get('end')}",
-        f"{'event':<26} {'category':<9} {'outcome':<24} {'delay s':>8}  conditions",
+        f"{'event':<26} {'category':<9} {'outcome':<24} {'delay s':>8}  "
+        + ("" if s.incidents is None else f"{'incident':<18} ")
+        + "conditions",
     ]
     for e in s.events:
         delay = "" if e.delay_s is None else f"{e.delay_s:8.1f}"
         conds = ", ".join(e.conditions[:4]) + (" ..." if len(e.conditions) > 4 else "")
-        lines.append(f"{e.id:<26} {e.category:<9} {e.outcome:<24} {delay:>8}  {conds}")
+        inc = ""
+        if s.incidents is not None:
+            if e.category != "hazard":
+                inc = ""
+            elif e.incident_level is None:
+                inc = "none"
+            else:
+                inc = f"{e.incident_level} +{e.incident_delay_s:.1f}s"
+            inc = f"{inc:<18} "
+        lines.append(f"{e.id:<26} {e.category:<9} {e.outcome:<24} {delay:>8}  {inc}{conds}")
     hazards = [e for e in s.events if e.category == "hazard"]
     faults = [e for e in s.events if e.category == "fault"]
     detected = sum(e.outcome == "detected" for e in hazards)
@@ -181,7 +263,14 @@ def render(s: Score) -> str:
         f"unexplained fault reports: {s.false_fault_reports}; condition activations: "
         f"{s.activations}" + ("" if s.alarms is None else f"; alarms raised: {s.alarms}"),
     ]
+    if s.incidents is not None:
+        raised = sum(e.incident_level is not None for e in hazards)
+        lines.append(
+            f"incidents: {s.incidents} opened; hazards with an incident: {raised}/{len(hazards)};"
+            f" false incidents: {len(s.false_incidents)}"
+        )
     lines += [f"  unexplained: {u}" for u in s.unexplained[:10]]
+    lines += [f"  false incident: {u}" for u in s.false_incidents[:10]]
     return "\n".join(lines)
 
 
@@ -212,15 +301,15 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(str(args.truth), "run", "no run header with start and end")
         n = len(load_registry(header.get("plant") or settings.plant))
         try:
-            acts, alarms = fetch_activations(
-                settings.database, start, end + timedelta(seconds=args.grace_s)
-            )
+            until = end + timedelta(seconds=args.grace_s)
+            acts, alarms = fetch_activations(settings.database, start, until)
+            incidents = fetch_incidents(settings.database, start, until)
         except psycopg.OperationalError as exc:
             raise ServiceUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
         except psycopg.Error as exc:
             schema = settings.database.db_schema
             raise ConfigError("database", schema, f"cannot read the anomalies: {exc}") from exc
-        result = score(header, events, acts, n, args.grace_s, alarms)
+        result = score(header, events, acts, n, args.grace_s, alarms, incidents)
         print(json.dumps(result.as_dict(), default=str) if args.json else render(result))
         return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from common.errors import ConfigError
 from simulators.cli import main, start_ns
@@ -26,11 +27,16 @@ def test_accelerated_runs_end_at_the_wall_clock() -> None:
         start_ns("aligned", 60, None, NOW)
 
 
-def test_sparkplug_is_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--format", "sparkplug", "--duration", "1"]) == 2
+def test_sparkplug_needs_a_mapped_unit(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    doc = yaml.safe_load((ROOT / "examples" / "plant.yaml").read_text())
+    for site in doc["sites"]:
+        for unit in site["units"]:
+            unit.pop("sparkplug", None)
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(yaml.safe_dump(doc))
+    assert main(["--plant", str(plant), "--format", "sparkplug", "--duration", "1"]) == 2
     err = capsys.readouterr().err
-    assert "not yet" in err
-    assert "sparkplug" in err
+    assert "no unit of the plant has a `sparkplug` mapping" in err
 
 
 def test_bad_scenario_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]

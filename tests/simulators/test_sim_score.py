@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
+from chemwatch.cli import main as cli_main
 from common.errors import ConfigError
 from common.registry import load_registry
 from simulators.plant import Simulation
 from simulators.scenario import load_scenario, parse_scenario
-from simulators.score import Activation, score
-from tests.fixtures.services import ROOT
+from simulators.score import Activation, Incident, render, score
+from tests.fixtures.services import ROOT, Isolation
 
 REGISTRY = load_registry(ROOT / "examples" / "plant.yaml")
 T0 = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
@@ -98,3 +102,73 @@ def test_scenario_errors_name_the_place() -> None:
             },
             REGISTRY,
         )
+
+
+def test_incidents_matched_to_hazards_and_false_ones_counted() -> None:
+    leak = ev("leak", "hazard", 100, 400, ["GD-1", "GD-2"], knowable=130) | {"unit": "TK101"}
+    events = [leak, *EVENTS[1:]]
+    incidents = [
+        Incident(1, at(160), "gas-two-detectors", "TK101", "orange"),  # the leak, on its unit
+        Incident(2, at(170), "gas-area", None, "red", ("GD-2", "GD-7")),  # area, its sensor
+        Incident(3, at(2200), "gas-area", "TK102", "yellow"),  # during the stuck fault
+        Incident(4, at(9000), "gas-area", "TK101", "blue"),  # long after the leak
+    ]
+    acts = [Activation(at(145), "GD-2", "H")]
+    s = score(HEADER, events, acts, 10, incidents=incidents)
+    out = {e.id: e for e in s.events}
+    assert (out["leak"].incident_level, out["leak"].incident_delay_s) == ("red", 30.0)
+    assert out["leak"].incidents == [1, 2]
+    assert out["missed"].incident_level is None
+    assert s.incidents == 4
+    assert [f.split()[1] for f in s.false_incidents] == ["#3", "#4"]
+    text = render(s)
+    assert "red +30.0s" in text
+    assert "hazards with an incident: 1/2; false incidents: 2" in text
+    # without an incidents table the scorer says nothing about incidents
+    assert score(HEADER, events, acts, 10).incidents is None
+    assert "incident" not in render(score(HEADER, events, acts, 10))
+
+
+@pytest.mark.integration
+def test_score_command_reads_incidents_from_the_database(
+    db: psycopg.Connection, isolation: Isolation, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    header = {"type": "run", "plant": str(ROOT / "examples" / "plant.yaml"), "scenario": "s",
+              "start": t0.isoformat(),
+              "end": (t0 + timedelta(seconds=1800)).isoformat()}  # fmt: skip
+    leak = {"type": "event", "id": "leak", "kind": "leak", "category": "hazard",
+            "unit": "TK101", "sensors": ["TK101-GD-01", "TK101-GD-02"],
+            "start": (t0 + timedelta(seconds=60)).isoformat(),
+            "end": (t0 + timedelta(seconds=600)).isoformat(),
+            "first_knowable": (t0 + timedelta(seconds=90)).isoformat(),
+            "beyond_limits_until": None, "params": {}}  # fmt: skip
+    truth = tmp_path / "run.jsonl"
+    truth.write_text(json.dumps(header) + "\n" + json.dumps(leak) + "\n")
+    hit = t0 + timedelta(seconds=100)
+    db.execute(
+        "INSERT INTO anomalies (event_id, occurrence_id, time, activated_at, state, site_id,"
+        " unit_id, sensor_id, condition, severity, value, threshold, detector, explanation,"
+        " payload) VALUES (gen_random_uuid(), gen_random_uuid(), %s, %s, 'active', 'site',"
+        " 'TK101', 'TK101-GD-02', 'HH', 'critical', 60, 50, 'limit', 'x', '{}')",
+        (hit, hit),
+    )
+    rows = [("TK101", "orange", 130, ["TK101-GD-02"]), ("R501", "yellow", 1200, ["R501-TT-01"])]
+    for unit, level, at_s, sensors in rows:
+        opened = t0 + timedelta(seconds=at_s)
+        db.execute(
+            "INSERT INTO incidents (rule_id, title, scope_key, site_id, unit_id, level,"
+            " opened_at, updated_at, details) VALUES ('r', 't', %s, 'site', %s, %s, %s, %s, %s)",
+            (unit, unit, level, opened, opened, Jsonb({"sensors": sensors})),
+        )
+    monkeypatch.setenv("CHEMWATCH_DATABASE__DB_SCHEMA", isolation.schema)
+    assert cli_main(["score", "--truth", str(truth), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (event,) = out["events"]
+    assert (event["outcome"], event["incident_level"], event["incident_delay_s"]) == (
+        "detected", "orange", 40.0,
+    )  # fmt: skip
+    assert out["incidents"] == 2
+    assert len(out["false_incidents"]) == 1
+    assert "R501" in out["false_incidents"][0]
