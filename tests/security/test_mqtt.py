@@ -7,7 +7,6 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,9 @@ from tests.security.broker import (
     PrivateBroker,
     client,
     connect_result,
-    start_private_broker,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
-    started = start_private_broker(tmp_path_factory.mktemp("mqtt-sec"))
-    yield started
-    started.down()
 
 
 def _gateway(broker: PrivateBroker) -> Any:
