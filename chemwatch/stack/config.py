@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -36,9 +36,10 @@ class MqttGatewayUser(Section):
     username: str = Field(min_length=1, pattern=r"^[^:\s#+/]+$")
     password: SecretStr
     # Sites whose JSON topics (``{mqtt.topic_prefix}/{site}/#``) this account may publish.
-    sites: list[str] = Field(default_factory=list)
+    # No wildcards, slashes or whitespace: each entry becomes one line of the ACL file.
+    sites: list[Annotated[str, Field(pattern=r"^[^\s#+/]+$")]] = Field(default_factory=list)
     # Further topic filters it may publish to, e.g. ``spBv1.0/{group}/#`` for Sparkplug.
-    topics: list[str] = Field(default_factory=list)
+    topics: list[Annotated[str, Field(pattern=r"^\S+$")]] = Field(default_factory=list)
 
 
 class StackSettings(Section):

@@ -54,3 +54,8 @@ def test_gateway_username_cannot_smuggle_acl_syntax() -> None:
     for bad in ["gw a", "gw\nuser x", "a:b", "#", ""]:
         with pytest.raises(ValidationError):
             MqttGatewayUser(username=bad, password=SecretStr("p"))
+    for site in ["#", "a/b", "a\ntopic write #", "+", "a b"]:
+        with pytest.raises(ValidationError):
+            MqttGatewayUser(username="gw", password=SecretStr("p"), sites=[site])
+    with pytest.raises(ValidationError):
+        MqttGatewayUser(username="gw", password=SecretStr("p"), topics=["a/#\ntopic write #"])
