@@ -42,6 +42,8 @@ class AlertingOptions(Section):
     default_shelve_s: float = Field(default=3600, gt=0)
     max_shelve_s: float = Field(default=8 * 3600, gt=0)
     notify: NotifySettings = NotifySettings()
+    # Largest request body the API accepts (413 above it); actions carry a short comment.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
 
 class AlertingSettings(BaseProcessSettings):

@@ -67,6 +67,8 @@ class ConditionEvent:
         """Parse a Kafka record; raise ConditionFormatError with the reason."""
         try:
             data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ConditionFormatError("condition event must be a JSON object")
             if data.pop("version") != SCHEMA_VERSION:
                 raise ConditionFormatError("unsupported condition event version")
             data["sensors"] = tuple(data["sensors"])
@@ -77,7 +79,8 @@ class ConditionEvent:
             return cls(**data)
         except ConditionFormatError:
             raise
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # RecursionError: json.loads of absurdly deep nesting.
             raise ConditionFormatError(f"invalid condition event: {exc}") from exc
 
 

@@ -113,9 +113,16 @@ def encode_batch(batch: ReadingBatch) -> bytes:
 def decode_batch(data: bytes) -> ReadingBatch:
     """Parse an Arrow IPC readings batch; raise BatchFormatError on anything else."""
     try:
+        return _decode(data)
+    except UnicodeDecodeError as exc:  # field names or metadata of a corrupt batch
+        raise BatchFormatError(f"corrupt readings batch: {exc}") from exc
+
+
+def _decode(data: bytes) -> ReadingBatch:
+    try:
         reader = pa.ipc.open_stream(data)
         batches = list(reader)  # the bridge writes one record batch; others may write more
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise BatchFormatError(f"not an Arrow IPC stream: {exc}") from exc
     schema = reader.schema
     meta = schema.metadata or {}
@@ -125,11 +132,19 @@ def decode_batch(data: bytes) -> ReadingBatch:
         raise BatchFormatError(f"unsupported batch version {meta.get(b'version')!r}")
     if schema.names != _SCHEMA.names:
         raise BatchFormatError(f"unexpected columns {schema.names}")
+    if not schema.remove_metadata().equals(_SCHEMA):
+        raise BatchFormatError(f"unexpected column types {schema.types}")
     if len(batches) == 1:
         record = batches[0]
     else:
         table = pa.Table.from_batches(batches, schema).combine_chunks()
         record = table.to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema)
+    try:
+        # IPC reading checks framing, not contents: a corrupt offset or dictionary index
+        # would otherwise crash (or read out of bounds) when the columns are used.
+        record.validate(full=True)
+    except pa.ArrowException as exc:
+        raise BatchFormatError(f"corrupt readings batch: {exc}") from exc
     # columns by position (checked above): much cheaper than by name per call
     sensor, ts_ns, ingest_ns, value, quality = record.columns
     if not isinstance(sensor, pa.DictionaryArray):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -18,6 +19,7 @@ from alerting import metrics
 from alerting.actions import ActionError
 from alerting.api.alarm_routes import alarm_router
 from alerting.api.auth import Auth
+from alerting.api.limits import BodyLimit, NoNulCharacters
 from alerting.api.plant_routes import plant_router
 from alerting.context import Clock, utc_now
 from alerting.settings import AlertingOptions
@@ -40,9 +42,17 @@ def create_app(
         version="0.2.0",
         description="ISA-18.2 alarm management, major-risk incidents, live stream.",
     )
+    app.add_middleware(BodyLimit, max_bytes=options.max_body_bytes)
+    app.add_middleware(NoNulCharacters)
     auth = Auth(pool, options.users, clock, options.session_ttl_s)
     app.include_router(alarm_router(pool, auth, ctx, options, clock))
     app.include_router(plant_router(pool, auth, ctx, clock))
+
+    @app.exception_handler(psycopg.DataError)
+    async def data_error(_request: Request, _exc: psycopg.DataError) -> JSONResponse:
+        # Input PostgreSQL cannot store (e.g. a NUL in a JSON string): the client's
+        # data is at fault, so 422 rather than 500; the detail stays generic.
+        return JSONResponse({"detail": "input the database cannot store"}, status_code=422)
 
     @app.exception_handler(ActionError)
     async def action_error(_request: Request, exc: ActionError) -> JSONResponse:

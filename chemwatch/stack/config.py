@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from common.errors import ChemWatchError
 from common.settings import BaseProcessSettings, Section, load_settings
@@ -30,6 +30,18 @@ def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
 
 
+class MqttGatewayUser(Section):
+    """A broker account for one sensor gateway, confined to its own site(s) by the ACL."""
+
+    username: str = Field(min_length=1, pattern=r"^[^:\s#+/]+$")
+    password: SecretStr
+    # Sites whose JSON topics (``{mqtt.topic_prefix}/{site}/#``) this account may publish.
+    # No wildcards, slashes or whitespace: each entry becomes one line of the ACL file.
+    sites: list[Annotated[str, Field(pattern=r"^[^\s#+/]+$")]] = Field(default_factory=list)
+    # Further topic filters it may publish to, e.g. ``spBv1.0/{group}/#`` for Sparkplug.
+    topics: list[Annotated[str, Field(pattern=r"^\S+$")]] = Field(default_factory=list)
+
+
 class StackSettings(Section):
     """Where the stack keeps its files and how long each service may take to start."""
 
@@ -41,6 +53,13 @@ class StackSettings(Section):
     mosquitto_start_timeout_s: float = Field(default=20.0, gt=0)
     postgres_start_timeout_s: float = Field(default=60.0, gt=0)
     kafka_start_timeout_s: float = Field(default=120.0, gt=0)
+    # Broker-side MQTT security (client-side settings are in the ``mqtt`` section).
+    # With mqtt.username set, an ACL gives that account (the bridge) every topic and
+    # each gateway account only its own sites; with mqtt.tls the listener speaks TLS
+    # with this certificate and key (mqtt.ca_file is what clients verify it with).
+    mqtt_gateways: list[MqttGatewayUser] = Field(default_factory=list)
+    mqtt_tls_certfile: Path | None = None
+    mqtt_tls_keyfile: Path | None = None
 
     @field_validator("home")
     @classmethod

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import ssl
 import subprocess
 import threading
 import uuid
@@ -10,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from chemwatch.stack.config import StackError
+from chemwatch.stack.config import MqttGatewayUser, StackError
 from chemwatch.stack.service import Endpoint, Launch, NotReady, Service, daemon_env
 from chemwatch.stack.system import Account, account, apt_install, chown, find_executable, is_root
 from common.settings import MqttSettings
@@ -28,14 +30,27 @@ MAX_PACKET_SIZE = 10 * 1024 * 1024
 
 
 def render_mosquitto_conf(
-    host: str, port: int, data_dir: Path, password_file: Path | None = None
+    host: str,
+    port: int,
+    data_dir: Path,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> str:
-    """The broker configuration: one loopback listener, persistence under ``data_dir``."""
+    """The broker configuration: one listener, persistence under ``data_dir``.
+
+    ``acl_file`` restricts what each account may publish and subscribe to; ``tls`` is
+    ``(certfile, keyfile)`` for a TLS listener (clients verify it with their CA file).
+    """
     lines = [
         "# Written by `chemwatch stack up`; rewritten at every start: edit the settings,",
         "# not this file.",
         "per_listener_settings false",
         f"listener {port} {host}",
+    ]
+    if tls is not None:
+        lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}", "tls_version tlsv1.2"]
+    lines += [
         "",
         "persistence true",
         # Mosquitto 2.0 joins location and file name with "/" itself.
@@ -67,7 +82,32 @@ def render_mosquitto_conf(
         lines.append("allow_anonymous true")
     else:
         lines += ["allow_anonymous false", f"password_file {password_file}"]
+    if acl_file is not None:
+        lines.append(f"acl_file {acl_file}")
     return "\n".join(lines) + "\n"
+
+
+def render_acl(bridge_user: str, gateways: Sequence[MqttGatewayUser], topic_prefix: str) -> str:
+    """Mosquitto ACL: the bridge account reads and writes everything; a gateway account
+    may only publish to its own sites' topics (and any extra filters it is given).
+
+    An account without a ``user`` block here may do nothing at all, so a leaked gateway
+    password exposes one site's topics for writing and nothing for reading.
+    """
+    lines = [
+        "# Written by `chemwatch stack up` from stack.mqtt_gateways; rewritten at every start.",
+        f"user {bridge_user}",
+        "topic readwrite #",
+        "",
+    ]
+    for gateway in gateways:
+        lines.append(f"user {gateway.username}")
+        filters = [f"{topic_prefix}/{site}/#" for site in gateway.sites] + list(gateway.topics)
+        for topic_filter in filters:
+            # "/#" also matches the parent level (a gateway batch on {prefix}/{site}).
+            lines.append(f"topic write {topic_filter}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def mqtt_roundtrip(mqtt: MqttSettings, host: str, port: int, timeout_s: float) -> None:
@@ -86,6 +126,13 @@ def mqtt_roundtrip(mqtt: MqttSettings, host: str, port: int, timeout_s: float) -
     if mqtt.username:
         password = mqtt.password.get_secret_value() if mqtt.password else None
         client.username_pw_set(mqtt.username, password)
+    if mqtt.tls:
+        client.tls_set(
+            ca_certs=str(mqtt.ca_file) if mqtt.ca_file else None,
+            certfile=str(mqtt.cert_file) if mqtt.cert_file else None,
+            keyfile=str(mqtt.key_file) if mqtt.key_file else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
 
     def on_connect(c: paho.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
@@ -105,8 +152,9 @@ def mqtt_roundtrip(mqtt: MqttSettings, host: str, port: int, timeout_s: float) -
     client.on_message = on_message
     try:
         client.connect(host, port, keepalive=10)
-    except OSError as exc:
-        raise NotReady(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise NotReady(f"cannot connect to {host}:{port}: {reason}") from exc
     client.loop_start()
     try:
         if not received.wait(timeout_s):
@@ -185,17 +233,23 @@ class Mosquitto(Service):
         if not mqtt.username:
             path.unlink(missing_ok=True)
             return None
-        if ":" in mqtt.username:
+        accounts = [(mqtt.username, mqtt.password.get_secret_value() if mqtt.password else "")]
+        accounts += [(g.username, g.password.get_secret_value()) for g in self.stack.mqtt_gateways]
+        names = [name for name, _ in accounts]
+        if any(":" in name for name in names):
             raise StackError("mqtt.username must not contain ':'")
+        if len(set(names)) != len(names):
+            raise StackError(
+                "stack.mqtt_gateways: usernames must differ from each other and mqtt.username"
+            )
         tool = find_executable("mosquitto_passwd")
         if tool is None:
             raise StackError("mosquitto_passwd not found (it comes with the mosquitto package)")
-        password = mqtt.password.get_secret_value() if mqtt.password else ""
         # Written in clear and hashed in place with -U so the password never appears in
         # a command line (visible to every user in ps).
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(f"{mqtt.username}:{password}\n")
+            handle.writelines(f"{name}:{password}\n" for name, password in accounts)
         done = subprocess.run(
             [tool, "-U", str(path)],
             capture_output=True,
@@ -209,10 +263,46 @@ class Mosquitto(Service):
         chown(path, user)
         return path
 
+    def _acl_file(self, base: Path, user: Account | None) -> Path | None:
+        mqtt = self.settings.mqtt
+        path = base / "acl"
+        if not mqtt.username:
+            path.unlink(missing_ok=True)
+            return None
+        path.write_text(render_acl(mqtt.username, self.stack.mqtt_gateways, mqtt.topic_prefix))
+        chown(path, user)
+        return path
+
+    def _tls_files(self, base: Path, user: Account | None) -> tuple[Path, Path] | None:
+        """Copies of the certificate and key the broker's account can read (0600)."""
+        cert, key = self.stack.mqtt_tls_certfile, self.stack.mqtt_tls_keyfile
+        if not self.settings.mqtt.tls or cert is None or key is None:
+            return None
+        tls_dir = base / "tls"
+        tls_dir.mkdir(mode=0o700, exist_ok=True)
+        copies = (tls_dir / "server.crt", tls_dir / "server.key")
+        for source, target in zip((cert, key), copies, strict=True):
+            try:
+                shutil.copyfile(source, target)
+            except OSError as exc:
+                raise StackError(f"mosquitto: cannot read {source}: {exc.strerror}") from exc
+            target.chmod(0o600)
+        chown(tls_dir, user, recursive=True)
+        return copies
+
     def prepare(self) -> Launch:
         """Install mosquitto if needed, write the config (and password file)."""
-        if self.settings.mqtt.tls:
-            raise StackError("mosquitto: mqtt.tls=true is not supported by the local stack")
+        mqtt = self.settings.mqtt
+        if self.stack.mqtt_gateways and not mqtt.username:
+            raise StackError(
+                "stack.mqtt_gateways needs mqtt.username/password (the bridge account): "
+                "without it the broker would accept anonymous clients"
+            )
+        if mqtt.tls and not (self.stack.mqtt_tls_certfile and self.stack.mqtt_tls_keyfile):
+            raise StackError(
+                "mqtt.tls=true needs stack.mqtt_tls_certfile and stack.mqtt_tls_keyfile "
+                "(the broker's certificate and key)"
+            )
         binary = self._binary()
         user = self.account()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -221,8 +311,12 @@ class Mosquitto(Service):
         data.mkdir(parents=True, exist_ok=True)
         chown(data, user, recursive=True)
         password_file = self._password_file(base, user)
+        acl_file = self._acl_file(base, user)
+        tls = self._tls_files(base, user)
         conf = self.conf_path(base)
-        conf.write_text(render_mosquitto_conf(self.host, self.port, data, password_file))
+        conf.write_text(
+            render_mosquitto_conf(self.host, self.port, data, password_file, acl_file, tls)
+        )
         return Launch([binary, "-c", str(conf)], cwd=data, env=daemon_env(user), user=user)
 
     def ready(self, timeout_s: float) -> None:

@@ -1,0 +1,17 @@
+"""A private, secured Mosquitto shared by the security tests of this package."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.security.broker import PrivateBroker, start_private_broker
+
+
+@pytest.fixture(scope="package")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+    """Passwords, per-site ACLs and TLS with a CA made for this run (see broker.py)."""
+    started = start_private_broker(tmp_path_factory.mktemp("mqtt-sec"))
+    yield started
+    started.down()
