@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from typing import Any
 
 import psycopg
@@ -59,11 +61,28 @@ class ConditionConsumer:
 CHUNK = 50
 
 
+# A deadlock or serialization failure (e.g. with the shelving task or an operator action
+# on the same alarms) rolls the whole chunk back; applying it again is safe because
+# events are applied once by id.
+RETRIABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+MAX_ATTEMPTS = 8
+
+
 def _apply_all(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) -> list[Change]:
     changes: list[Change] = []
     for start in range(0, len(records), CHUNK):
-        with conn.transaction():  # each event's own transaction becomes a savepoint
-            changes += _apply_chunk(conn, records[start : start + CHUNK], ctx)
+        chunk = records[start : start + CHUNK]
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with conn.transaction():  # each event's own transaction becomes a savepoint
+                    changes += _apply_chunk(conn, chunk, ctx)
+                break
+            except RETRIABLE as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                delay = 0.02 * 2**attempt * (0.5 + random.random())
+                log.warning("retrying %d events after %s (attempt %d)", len(chunk), exc, attempt)
+                time.sleep(delay)
     return changes
 
 

@@ -71,6 +71,10 @@ class Worker:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors-db")
         self._batches = 0
         self._running = False
+        # Arrival minus source time of the newest readings: the clock-driven stale check
+        # runs on the sources' clock, so a replay or an accelerated simulation (whose
+        # timestamps lie in the past) is not taken for silence.
+        self._source_lag_ns = 0
         self.owned = np.zeros(len(registry), bool)  # sensors of units on our partitions
         # Checkpointing: next offsets processed per partition, units changed since the last
         # checkpoint, and when the next one is due.
@@ -175,7 +179,7 @@ class Worker:
     def _tick(self) -> list[ConditionEvent]:
         """Clock-driven conditions (stale sensors) of the units we own, made durable."""
         assert self._conn is not None
-        now = time.time_ns()
+        now = time.time_ns() - self._source_lag_ns  # "now" on the sources' clock
         found = [(d, _only(tr, self.owned)) for d, tr in self.suite.tick(now)]
         events = self._events(found)
         if not events:
@@ -257,6 +261,9 @@ class Worker:
         assert self._conn is not None
         cols = self._columns([r for records in polled.values() for r in records])
         offsets = {tp: records[-1].offset + 1 for tp, records in polled.items()}
+        if len(cols["ts"]):
+            newest = int(np.argmax(cols["ts"]))
+            self._source_lag_ns = int(cols["ingest"][newest] - cols["ts"][newest])
         events = self.detect(cols)
         sensors, codes = np.unique(cols["sensor"], return_inverse=True)
         units, unit_codes = np.unique(self.unit_code[cols["sensor"]], return_inverse=True)
