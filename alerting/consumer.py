@@ -41,7 +41,7 @@ class ConditionConsumer:
         try:
             while not stop.is_set():
                 polled = await consumer.getmany(timeout_ms=200, max_records=500)
-                await metrics.record_lag(consumer)
+                await kafka_clients.record_lag(consumer, metrics.KAFKA_LAG)
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
                     continue

@@ -1,10 +1,6 @@
 """Prometheus metrics of the alerting service."""
 
-from typing import Any
-
 from prometheus_client import Counter, Gauge
-
-from common import kafka as kafka_clients
 
 EVENTS = Counter("chemwatch_alerting_events_total", "Condition events consumed", ["result"])
 CHANGES = Counter("chemwatch_alerting_alarm_changes_total", "Alarm state changes", ["to_state"])
@@ -21,11 +17,3 @@ KAFKA_LAG = Gauge(
     "Offsets between the end of an assigned conditions partition and the consumer's position",
     ["topic", "partition"],
 )
-
-
-async def record_lag(consumer: Any) -> None:
-    """Set KAFKA_LAG from the consumer after a poll (partitions no longer assigned vanish)."""
-    lag = await kafka_clients.consumer_lag(consumer)
-    KAFKA_LAG.clear()
-    for (topic, partition), offsets in lag.items():
-        KAFKA_LAG.labels(topic, str(partition)).set(offsets)

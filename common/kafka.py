@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import IllegalStateError, TopicAlreadyExistsError
+from prometheus_client import Gauge
 
 from common.settings import KafkaSettings
 
@@ -100,3 +101,14 @@ async def consumer_lag(consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int]
             continue
         lag[(tp.topic, tp.partition)] = max(end - position, 0)
     return lag
+
+
+async def record_lag(consumer: AIOKafkaConsumer, gauge: Gauge) -> None:
+    """Set a (topic, partition)-labelled gauge to :func:`consumer_lag` after a poll.
+
+    Partitions no longer assigned disappear from the gauge.
+    """
+    lag = await consumer_lag(consumer)
+    gauge.clear()
+    for (topic, partition), offsets in lag.items():
+        gauge.labels(topic, str(partition)).set(offsets)

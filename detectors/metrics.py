@@ -1,10 +1,6 @@
 """Prometheus metrics of the detector workers."""
 
-from typing import Any
-
 from prometheus_client import Counter, Gauge, Histogram
-
-from common import kafka as kafka_clients
 
 READINGS = Counter("chemwatch_detectors_readings_total", "Readings processed")
 STORED = Counter("chemwatch_detectors_readings_stored_total", "Readings newly stored (not replays)")
@@ -34,11 +30,3 @@ KAFKA_LAG = Gauge(
     "Offsets between the end of an assigned readings partition and the worker's position",
     ["topic", "partition"],
 )
-
-
-async def record_lag(consumer: Any) -> None:
-    """Set KAFKA_LAG from the consumer after a poll (partitions no longer assigned vanish)."""
-    lag = await kafka_clients.consumer_lag(consumer)
-    KAFKA_LAG.clear()
-    for (topic, partition), offsets in lag.items():
-        KAFKA_LAG.labels(topic, str(partition)).set(offsets)

@@ -106,7 +106,7 @@ class Worker:
                 polled = await consumer.getmany(
                     timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records
                 )
-                await metrics.record_lag(consumer)
+                await kafka_clients.record_lag(consumer, metrics.KAFKA_LAG)
                 try:
                     if polled:
                         started = time.perf_counter()
