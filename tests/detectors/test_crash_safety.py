@@ -10,6 +10,7 @@ import pytest
 
 from tests.fixtures.processes import Publisher, ServiceFactory, wait_until
 from tests.fixtures.services import Isolation
+from tests.fixtures.services import readings_totals as totals
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +28,6 @@ def publish_round(publisher: Publisher, iso: Isolation, start_ms: int, n: int) -
         )
         values.append(value)
     return values
-
-
-def totals(db: psycopg.Connection) -> tuple[int, float]:
-    count, total = db.execute("SELECT count(*), coalesce(sum(value), 0) FROM readings").fetchone()
-    return int(count), round(float(total), 6)
 
 
 def test_kill_before_commit_loses_and_duplicates_nothing(

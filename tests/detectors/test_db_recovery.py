@@ -12,6 +12,7 @@ import pytest
 
 from tests.fixtures.processes import Publisher, ServiceFactory, wait_until
 from tests.fixtures.services import Isolation
+from tests.fixtures.services import readings_totals as totals
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +50,6 @@ def publish(publisher: Publisher, iso: Isolation, start_ms: int, n: int) -> floa
         )
         total += value
     return total
-
-
-def totals(db: psycopg.Connection) -> tuple[int, float]:
-    count, total = db.execute("SELECT count(*), coalesce(sum(value), 0) FROM readings").fetchone()
-    return int(count), round(float(total), 6)
 
 
 def test_killed_database_connection_is_recovered(
