@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from alerting import store
+from alerting import changes, store
 from alerting.lifecycle import on_acknowledge, on_release
 from alerting.plant import PlantView
 from common.errors import ChemWatchError
@@ -40,7 +40,7 @@ def _act(
     change: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
     """Lock, change, save and journal one alarm in one transaction."""
-    with conn.transaction():
+    with changes.transaction(conn):
         row = _locked(conn, aid)
         before = row["state"]
         change(row)
@@ -115,7 +115,7 @@ def comment(
     conn: psycopg.Connection[Any], aid: str, user: str, text: str, now: datetime
 ) -> dict[str, Any]:
     """A comment in the alarm's journal (its state does not change)."""
-    with conn.transaction():
+    with changes.transaction(conn):
         row = _locked(conn, aid)
         store.journal_entry(
             conn,
@@ -160,7 +160,7 @@ def set_unit_maintenance(
     if plant.unit_site and unit not in plant.unit_site:
         raise ActionError(404, f"no unit {unit!r} in the plant registry")
     changed = []
-    with conn.transaction():
+    with changes.transaction(conn):
         conn.execute(
             "INSERT INTO unit_modes (unit_id, maintenance, reason, set_by, set_at)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (unit_id) DO UPDATE SET"
@@ -201,7 +201,7 @@ def set_unit_maintenance(
 def expire_shelves(conn: psycopg.Connection[Any], now: datetime) -> list[str]:
     """Unshelve every alarm whose shelving time is over (re-evaluated); return their ids."""
     expired = []
-    with conn.transaction():
+    with changes.transaction(conn):
         ids = [
             r[0]
             for r in conn.execute(

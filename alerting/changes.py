@@ -3,11 +3,18 @@
 Every alarm, incident and flood change appends one row in the same transaction as
 the change itself. Appenders take one transaction-level advisory lock first, so ids
 become visible in id order and a reader that resumes "after id N" misses nothing.
+
+Writers open their transaction with ``transaction(conn)``, which takes that lock
+*before* any row lock: a writer that locked an alarm row and then waited for the lock
+while another held the lock and waited for the row was a deadlock (seen under an
+alarm flood with operators acknowledging).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -15,6 +22,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 _LOCK_KEY = 0x41_4C_52_54  # "ALRT"
+# Per schema (the second key), so deployments sharing a database do not serialise.
+_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
 
 
 def jsonable(value: Any) -> Any:
@@ -28,11 +37,19 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+@contextmanager
+def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """A transaction (or savepoint) that may append changes: takes the log's lock first."""
+    with conn.transaction():
+        conn.execute(_LOCK, (_LOCK_KEY,))
+        yield
+
+
 def append(
     conn: psycopg.Connection[Any], kind: str, entity_id: str, payload: dict[str, Any]
 ) -> int:
     """Record a change (call inside the transaction that makes it); return its id."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+    conn.execute(_LOCK, (_LOCK_KEY,))  # re-entrant: a no-op inside transaction()
     row = conn.execute(
         "INSERT INTO change_log (kind, entity_id, payload) VALUES (%s, %s, %s) RETURNING id",
         (kind, entity_id, Jsonb(jsonable(payload))),

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from alerting import changes as change_log
 from alerting import metrics
 from alerting.context import connect
 from alerting.settings import AlertingSettings
@@ -74,7 +75,7 @@ def _apply_all(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) 
         chunk = records[start : start + CHUNK]
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with conn.transaction():  # each event's own transaction becomes a savepoint
+                with change_log.transaction(conn):  # events inside become savepoints
                     changes += _apply_chunk(conn, chunk, ctx)
                 break
             except RETRIABLE as exc:

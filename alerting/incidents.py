@@ -250,7 +250,7 @@ def listing(conn: psycopg.Connection[Any], open_only: bool = True) -> list[dict[
 def close_quiet(conn: psycopg.Connection[Any], now: datetime, quiet_s: float = 300) -> list[int]:
     """Close open incidents none of whose alarms is active any more (after ``quiet_s``)."""
     closed = []
-    with conn.transaction():
+    with changes.transaction(conn):
         rows = conn.execute(
             "SELECT i.id FROM incidents i WHERE i.closed_at IS NULL AND i.updated_at <= %s"
             " AND NOT EXISTS (SELECT 1 FROM alarms a WHERE a.alarm_id = ANY(i.alarm_ids)"
@@ -268,7 +268,7 @@ def acknowledge(
     conn: psycopg.Connection[Any], incident_id: int, user: str, now: datetime
 ) -> dict[str, Any] | None:
     """Record that someone took charge of an incident."""
-    with conn.transaction():
+    with changes.transaction(conn):
         conn.execute(
             "UPDATE incidents SET acked_at = %s, acked_by = %s WHERE id = %s AND acked_at IS NULL",
             (now, user, incident_id),

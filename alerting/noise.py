@@ -105,7 +105,7 @@ def _flood(
 def end_floods(conn: psycopg.Connection[Any], now: datetime, limits: NoiseLimits) -> list[int]:
     """Close floods whose console is quiet again; return their ids."""
     ended = []
-    with conn.transaction():
+    with changes.transaction(conn):
         floods = conn.execute(
             "SELECT id, site_id, area FROM floods WHERE ended_at IS NULL FOR UPDATE"
         ).fetchall()

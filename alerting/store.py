@@ -142,7 +142,7 @@ def apply_event(
     """Apply a condition event once (by event id); None if a replay, stale or early."""
     ctx = ctx or Context()
     aid = alarm_id(event)
-    with conn.transaction():
+    with changes.transaction(conn):
         row = get_alarm(conn, aid, lock=True)
         current = row["state"] if row else None
         same = row is not None and row["occurrence_id"] == event.occurrence_id
