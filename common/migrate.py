@@ -23,8 +23,12 @@ log = logging.getLogger(__name__)
 Flavour = Literal["timescale", "postgres"]
 FLAVOURS: tuple[Flavour, ...] = ("timescale", "postgres")
 
-# Any constant will do as long as every ChemWatch process uses the same one.
+# Any constant will do as long as every ChemWatch process uses the same one. The lock
+# is per schema (second key): deployments or tests sharing one database migrate side
+# by side. The database-wide step (CREATE EXTENSION, migration 0002) takes its own lock.
 _LOCK_KEY = 0x43_48_45_4D  # "CHEM"
+_LOCK = "SELECT pg_advisory_lock(%s, hashtext(%s))"
+_UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(timescale|postgres))?\.sql$")
 
 
@@ -65,7 +69,7 @@ def migrate(database: DatabaseSettings) -> list[int]:
         # A session lock serialises concurrent starters (CREATE SCHEMA IF NOT EXISTS
         # itself races); each migration has its own transaction, so a failure leaves
         # the earlier ones recorded.
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        conn.execute(_LOCK, (_LOCK_KEY, database.db_schema))
         try:
             schema = sql.Identifier(database.db_schema)
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
@@ -94,7 +98,7 @@ def migrate(database: DatabaseSettings) -> list[int]:
             for line in maintain(conn):
                 log.info("storage maintenance in %s: %s", database.db_schema, line)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            conn.execute(_UNLOCK, (_LOCK_KEY, database.db_schema))
     return applied
 
 

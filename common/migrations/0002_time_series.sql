@@ -4,6 +4,8 @@
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+        -- Database-wide: schemas migrating side by side would race on it.
+        PERFORM pg_advisory_xact_lock(hashtext('chemwatch.extension'));
         CREATE EXTENSION IF NOT EXISTS timescaledb;
     ELSIF NOT EXISTS (
         SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
