@@ -95,9 +95,9 @@ class Worker:
         self._conn = await self.in_db_thread(psycopg.connect, self.settings.database.conninfo())
         producer = kafka_clients.make_producer(kafka)
         consumer = kafka_clients.make_consumer(kafka, opts.group_id)
-        await producer.start()
+        await kafka_clients.start_client(producer, kafka)
         consumer.subscribe([kafka.readings_topic], listener=_Listener(self, consumer))
-        await consumer.start()
+        await kafka_clients.start_client(consumer, kafka)
         self._running = True
         next_tick = time.monotonic() + opts.tick_interval_s
         try:
