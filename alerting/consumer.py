@@ -37,7 +37,7 @@ class ConditionConsumer:
         consumer = kafka_clients.make_consumer(
             kafka, self.settings.alerting.group_id, kafka.conditions_topic
         )
-        await consumer.start()
+        await kafka_clients.start_client(consumer, kafka)
         self.running = True
         try:
             while not stop.is_set():

@@ -51,7 +51,7 @@ async def run_relay(
     await kafka_clients.ensure_topics(kafka, kafka.alarms_topic)
     conn = await asyncio.to_thread(connect, database.conninfo(), True)
     producer = kafka_clients.make_producer(kafka)
-    await producer.start()
+    await kafka_clients.start_client(producer, kafka)
     try:
         while not stop.is_set():
             try:

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import IllegalStateError, TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
 from prometheus_client import Gauge
 
+from common.errors import ChemWatchError, ServiceUnavailable
 from common.settings import KafkaSettings
+
+PROBE_TIMEOUT_S = 10.0
+
+
+class KafkaAccessError(ChemWatchError):
+    """Kafka refused us (credentials, TLS trust, mechanism): retrying will not help."""
+
+
+class KafkaUnavailable(ServiceUnavailable):
+    """Kafka could not be reached; it may come back."""
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
 
 
 def connection_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -64,10 +87,90 @@ def make_consumer(
     return AIOKafkaConsumer(*topics, **(options | overrides))
 
 
+def describe(kafka: KafkaSettings) -> str:
+    """Where and how we connect, for messages: servers, protocol, mechanism, user (no secret)."""
+    how: str = kafka.security_protocol
+    if kafka.security_protocol.startswith("SASL_"):
+        how += f", {kafka.sasl_mechanism or 'no sasl_mechanism'} as {kafka.sasl_username!r}"
+    return f"Kafka {kafka.bootstrap_servers} ({how})"
+
+
+async def start_client(client: _Startable, kafka: KafkaSettings) -> None:
+    """``client.start()``; on failure raise one clear error naming the cause.
+
+    aiokafka reports any failed bootstrap as "Unable to bootstrap" (the cause only in a
+    log line), so on failure one probe connection finds out why: wrong credentials and
+    untrusted certificates raise :class:`KafkaAccessError`, the rest
+    :class:`KafkaUnavailable`. The password is never part of the message.
+    """
+    try:
+        await client.start()
+    except (KafkaError, OSError) as exc:
+        close = getattr(client, "stop", None) or getattr(client, "close", None)
+        if close is not None:  # no "Unclosed AIOKafka..." warnings on the way out
+            with contextlib.suppress(Exception):
+                await close()
+        raise await diagnose(kafka, exc) from None
+
+
+async def diagnose(kafka: KafkaSettings, failure: BaseException | None = None) -> ChemWatchError:
+    """Connect once to the first bootstrap server and explain what goes wrong."""
+    where = describe(kafka)
+    first = kafka.bootstrap_servers.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    options = connection_options(kafka)
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(
+                host or "localhost",
+                int(port) if port.isdigit() else 9092,
+                client_id="chemwatch-probe",
+                request_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
+                ssl_context=options.get("ssl_context"),
+                security_protocol=kafka.security_protocol,
+                sasl_mechanism=kafka.sasl_mechanism or "PLAIN",
+                sasl_plain_username=options.get("sasl_plain_username"),
+                sasl_plain_password=options.get("sasl_plain_password"),
+            ),
+            PROBE_TIMEOUT_S,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        ca = f"kafka.ssl_cafile {kafka.ssl_cafile}" if kafka.ssl_cafile else "the system CAs"
+        fix = "" if kafka.ssl_cafile else "; set kafka.ssl_cafile to the CA that signed it"
+        return KafkaAccessError(
+            f"{where}: TLS: the broker's certificate is not trusted by {ca} "
+            f"({exc.verify_message}){fix}"
+        )
+    except ssl.SSLError as exc:
+        return KafkaAccessError(
+            f"{where}: TLS handshake failed ({exc.reason or exc}); is this a TLS listener?"
+        )
+    except SaslAuthenticationFailed as exc:
+        return KafkaAccessError(
+            f"{where}: authentication failed ({exc}); check kafka.sasl_username and "
+            "kafka.sasl_password"
+        )
+    except UnsupportedSaslMechanismError as exc:
+        return KafkaAccessError(f"{where}: {exc}; check kafka.sasl_mechanism")
+    except TimeoutError:
+        return KafkaUnavailable(
+            f"{where}: no answer within {PROBE_TIMEOUT_S:.0f} s "
+            "(wrong port, or a TLS listener spoken to without TLS?)"
+        )
+    except (KafkaError, OSError) as exc:
+        return KafkaUnavailable(f"{where}: cannot connect ({exc})")
+    conn.close()
+    return KafkaUnavailable(f"{where}: {failure or 'cannot start a client'}")
+
+
 async def ensure_topics(kafka: KafkaSettings, *names: str) -> None:
-    """Create topics with the configured partition count if they do not exist yet."""
+    """Create topics with the configured partition count if they do not exist yet.
+
+    Usually the first contact with Kafka: a refusal is raised as a clear error (see
+    :func:`start_client`).
+    """
     admin = AIOKafkaAdminClient(**connection_options(kafka))
-    await admin.start()
+    await start_client(admin, kafka)
     try:
         existing = set(await admin.list_topics())
         missing = [

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from common.database import connect
 from common.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,19 @@ def migrate(database: DatabaseSettings) -> list[int]:
     start also keeps the time partitions in shape.
     """
     applied: list[int] = []
-    with psycopg.connect(database.conninfo(), autocommit=True) as conn:
+    with connect(database, autocommit=True) as conn:
         # A session lock serialises concurrent starters (CREATE SCHEMA IF NOT EXISTS
         # itself races); each migration has its own transaction, so a failure leaves
         # the earlier ones recorded.
         conn.execute(_LOCK, (_LOCK_KEY, database.db_schema))
         try:
             schema = sql.Identifier(database.db_schema)
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            # Only when missing: CREATE SCHEMA needs CREATE on the database even with IF
+            # NOT EXISTS, and a service role may own nothing but its schema.
+            if not conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (database.db_schema,)
+            ).fetchone():
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
             conn.execute(sql.SQL("SET search_path TO {}, public").format(schema))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("

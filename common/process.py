@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from common.cli import overrides
 from common.errors import ChemWatchError
@@ -30,8 +30,24 @@ def guarded(main: Callable[[], int]) -> int:
     except ChemWatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ExceptionGroup as group:
+        # Concurrent tasks (asyncio.TaskGroup) failing for the same reason, e.g. two Kafka
+        # clients refused with the same wrong password: one line per distinct reason.
+        ours, rest = group.split(ChemWatchError)
+        if ours is None or rest is not None:
+            raise
+        for message in dict.fromkeys(str(exc) for exc in _leaves(ours)):
+            print(f"error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
 
 
 def module_main(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
+from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from common.errors import ConfigError
@@ -71,12 +72,24 @@ class DatabaseSettings(Section):
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
 
     def conninfo(self) -> str:
-        """libpq connection string; the password is included, so never log the result."""
-        return (
-            f"host={self.host} port={self.port} dbname={self.dbname} user={self.user} "
-            f"password={self.password.get_secret_value()} sslmode={self.sslmode} "
-            f"options='-c search_path={self.db_schema},public'"
+        """libpq connection string; the password is included, so never log the result.
+
+        Values are quoted by libpq's rules, so a password with spaces, quotes or
+        backslashes works (and never ends up in a "syntax error" message).
+        """
+        return make_conninfo(
+            host=self.host,
+            port=str(self.port),
+            dbname=self.dbname,
+            user=self.user,
+            password=self.password.get_secret_value(),
+            sslmode=self.sslmode,
+            options=f"-c search_path={self.db_schema},public",
         )
+
+    def describe(self) -> str:
+        """Where we connect, for messages: host, port, database, user, never the password."""
+        return f"PostgreSQL {self.host}:{self.port} database {self.dbname!r} user {self.user!r}"
 
 
 class HttpSettings(Section):

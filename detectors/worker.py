@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 import psycopg
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import ConsumerRecord
 
@@ -95,9 +96,9 @@ class Worker:
         self._conn = await self.in_db_thread(psycopg.connect, self.settings.database.conninfo())
         producer = kafka_clients.make_producer(kafka)
         consumer = kafka_clients.make_consumer(kafka, opts.group_id)
-        await producer.start()
+        await kafka_clients.start_client(producer, kafka)
         consumer.subscribe([kafka.readings_topic], listener=_Listener(self, consumer))
-        await consumer.start()
+        await kafka_clients.start_client(consumer, kafka)
         self._running = True
         next_tick = time.monotonic() + opts.tick_interval_s
         try:
@@ -121,7 +122,7 @@ class Worker:
                     if self._checkpointed:
                         # Kafka's committed offsets only ever echo the checkpoint, so a
                         # member that falls back on them never skips unreplayed data.
-                        await consumer.commit(self._checkpointed)
+                        await commit_advisory(consumer, self._checkpointed)
                         self._checkpointed = {}
                 except psycopg.OperationalError as exc:
                     await self._recover(consumer, exc, stop)
@@ -426,6 +427,23 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             sorted(tp.partition for tp in assigned),
             {tp.partition: o for tp, o in positions.items()},
         )
+
+
+async def commit_advisory(consumer: Any, offsets: dict[TopicPartition, int]) -> None:
+    """Commit ``offsets`` to Kafka for the partitions we still own; a rebalance is no error.
+
+    These commits are advisory (the offsets that count are stored with the data), so a
+    partition revoked between checkpoint and commit, or a commit refused because the
+    group is rebalancing, is skipped rather than allowed to stop the worker.
+    """
+    owned = consumer.assignment()
+    mine = {tp: offset for tp, offset in offsets.items() if tp in owned}
+    if not mine:
+        return
+    try:
+        await consumer.commit(mine)
+    except (IllegalStateError, CommitFailedError) as exc:
+        log.info("advisory Kafka offset commit skipped during a rebalance (%s)", exc)
 
 
 def seek(

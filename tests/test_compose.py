@@ -33,14 +33,16 @@ CHEMWATCH = {
 }
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}; "$$" is a literal "$" for compose.
-INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
+INTERPOLATION = re.compile(r"\$\$|\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
 
 
 def interpolate(value: Any) -> str:
     """Resolve compose interpolation with the file's own defaults (no shell environment)."""
     text = str(value)
-    text = INTERPOLATION.sub(lambda m: m.group("default") or "", text)
-    return text.replace("$$", "$")
+    # "$$" first: "$${HOSTNAME}" is the literal "${HOSTNAME}" for the container's shell.
+    return INTERPOLATION.sub(
+        lambda m: "$" if m.group(0) == "$$" else m.group("default") or "", text
+    )
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,16 @@ def test_chemwatch_services_share_one_image_and_pick_a_subcommand(
     builds = {json.dumps(services[name].get("build"), sort_keys=True) for name in CHEMWATCH}
     assert len(builds) == 1, "all ChemWatch services build from the same Dockerfile"
     for name, subcommand in CHEMWATCH.items():
-        assert services[name]["command"] == ["chemwatch", subcommand], name
+        assert chemwatch_argv(services[name]["command"])[:2] == ["chemwatch", subcommand], name
+
+
+def chemwatch_argv(command: list[str]) -> list[str]:
+    """The chemwatch command line, also when wrapped in ``sh -c "exec chemwatch ..."``."""
+    if command[:2] == ["sh", "-c"]:
+        words = shlex.split(interpolate(command[2]))
+        assert words[0] == "exec", f"{command}: sh must exec (signals reach chemwatch)"
+        return words[1:]
+    return command
 
 
 def test_bind_mounted_host_paths_exist(services: dict[str, Any]) -> None:
@@ -276,14 +287,54 @@ def test_prometheus_scrapes_every_chemwatch_service_on_its_http_port(
         if job["job_name"] == "prometheus":
             continue  # self-scrape
         assert job.get("metrics_path", "/metrics") == "/metrics", job["job_name"]
-        for static in job["static_configs"]:
-            for target in static["targets"]:
-                host, _, port = target.rpartition(":")
-                assert host in services, f"scrape target {target}: no compose service {host}"
-                assert int(port) == http_port(services[host]), f"{target}: wrong port"
-                scraped[host] = int(port)
+        targets = [t for static in job.get("static_configs", []) for t in static["targets"]]
+        # DNS service discovery: one target per replica of a scaled service.
+        for sd in job.get("dns_sd_configs", []):
+            assert sd["type"] == "A", job["job_name"]
+            targets += [f"{name}:{sd['port']}" for name in sd["names"]]
+        for target in targets:
+            host, _, port = target.rpartition(":")
+            assert host in services, f"scrape target {target}: no compose service {host}"
+            assert int(port) == http_port(services[host]), f"{target}: wrong port"
+            scraped[host] = int(port)
     assert set(scraped) == set(CHEMWATCH)
     assert len(set(scraped.values())) == len(scraped)
+
+
+# --------------------------------------------------------------------------- scale-out
+
+SCALABLE = ("ingest", "detectors")  # docker compose up --scale ingest=2 --scale detectors=3
+
+
+@pytest.mark.parametrize("name", SCALABLE)
+def test_scalable_services_have_no_fixed_name_or_host_port(
+    services: dict[str, Any], name: str
+) -> None:
+    service = services[name]
+    # Each of these would make a second replica fail to start (or clash with the first).
+    for key in ("container_name", "hostname", "ports"):
+        assert key not in service, f"{name}: {key} stops `--scale {name}=N`"
+    assert "deploy" not in service or "replicas" not in (service["deploy"] or {})
+
+
+def test_each_ingest_replica_has_its_own_mqtt_client_id(services: dict[str, Any]) -> None:
+    argv = chemwatch_argv(services["ingest"]["command"])
+    env = environment(services["ingest"])
+    assert "CHEMWATCH_INGEST__CLIENT_ID" not in env, "one fixed id for every replica"
+    client_id = argv[argv.index("--client-id") + 1]
+    # Docker sets HOSTNAME to the container id: unique per replica.
+    assert "${HOSTNAME}" in client_id
+    # ... and the replicas share one subscription group (the default), not one each.
+    assert "CHEMWATCH_INGEST__SHARE_GROUP" not in env
+    assert "--share-group" not in argv
+
+
+def test_scaled_services_are_scraped_per_replica() -> None:
+    config = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for name in SCALABLE:
+        names = [n for sd in jobs[name].get("dns_sd_configs", []) for n in sd["names"]]
+        assert names == [name], f"{name}: a static target would scrape one replica only"
 
 
 # --------------------------------------------------------------------------- grafana

@@ -42,6 +42,14 @@ class MqttGatewayUser(Section):
     topics: list[Annotated[str, Field(pattern=r"^\S+$")]] = Field(default_factory=list)
 
 
+class KafkaScramUser(Section):
+    """A SCRAM-SHA-512 account of the local Kafka's SASL_SSL listener."""
+
+    # No commas, '=' or quotes: the name goes into Kafka's `--add-scram` argument.
+    username: str = Field(min_length=1, pattern=r"^[^\s,=\"\[\]]+$")
+    password: SecretStr
+
+
 class StackSettings(Section):
     """Where the stack keeps its files and how long each service may take to start."""
 
@@ -60,6 +68,15 @@ class StackSettings(Section):
     mqtt_gateways: list[MqttGatewayUser] = Field(default_factory=list)
     mqtt_tls_certfile: Path | None = None
     mqtt_tls_keyfile: Path | None = None
+    # Broker-side Kafka security: an extra SASL_SSL listener (SCRAM-SHA-512 over TLS with
+    # this PEM certificate and PKCS#8 key) next to the PLAINTEXT one of
+    # kafka.bootstrap_servers, which stays for inter-broker traffic and the stack's own
+    # health check. The SCRAM accounts are created when the storage is formatted (first
+    # start of a home); clients use kafka.security_protocol SASL_SSL on this port.
+    kafka_sasl_ssl_port: int | None = Field(default=None, ge=1, le=65535)
+    kafka_tls_certfile: Path | None = None
+    kafka_tls_keyfile: Path | None = None
+    kafka_scram_users: list[KafkaScramUser] = Field(default_factory=list)
 
     @field_validator("home")
     @classmethod

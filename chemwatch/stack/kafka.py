@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from chemwatch.stack.config import StackError
+from chemwatch.stack.config import KafkaScramUser, StackError
 from chemwatch.stack.service import Endpoint, Launch, NotReady, Service
 from chemwatch.stack.system import apt_install, find_executable, is_root, port_open, tail
 
@@ -31,6 +33,9 @@ HEALTH_TOPIC = "_chemwatch_health"
 MIN_JAVA = 17  # Kafka 4.x brokers need Java 17
 MAVEN_TIMEOUT_S = 900.0
 FORMAT_TIMEOUT_S = 120.0
+SASL_SSL_LISTENER = "SASL_SSL"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 8192
 
 T = TypeVar("T")
 
@@ -42,8 +47,37 @@ def render_server_properties(
     data_dir: Path,
     partitions: int = 6,
     replication_factor: int = 1,
+    sasl_ssl_port: int | None = None,
+    tls_pem: tuple[str, str] | None = None,
 ) -> str:
-    """``server.properties`` of a single-node combined broker+controller."""
+    """``server.properties`` of a single-node combined broker+controller.
+
+    With ``sasl_ssl_port`` a second client listener speaks SASL_SSL (SCRAM-SHA-512) with
+    the certificate chain and unencrypted PKCS#8 key of ``tls_pem`` (PEM texts, inlined:
+    Kafka accepts an unencrypted PEM key only as a value, not as a file).
+    """
+    listeners = [f"PLAINTEXT://{host}:{port}", f"CONTROLLER://{host}:{controller_port}"]
+    advertised = [f"PLAINTEXT://{host}:{port}"]
+    protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+    secured: list[str] = []
+    if sasl_ssl_port is not None:
+        if tls_pem is None:
+            raise ValueError("a SASL_SSL listener needs a certificate and key")
+        listeners.append(f"{SASL_SSL_LISTENER}://{host}:{sasl_ssl_port}")
+        advertised.append(f"{SASL_SSL_LISTENER}://{host}:{sasl_ssl_port}")
+        protocols.append(f"{SASL_SSL_LISTENER}:SASL_SSL")
+        prefix = f"listener.name.{SASL_SSL_LISTENER.lower()}"
+        mechanism = SCRAM_MECHANISM.lower()
+        secured = [
+            f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+            f"{prefix}.sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+            f"{prefix}.{mechanism}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"{prefix}.ssl.keystore.type=PEM",
+            f"{prefix}.ssl.keystore.certificate.chain=" + _properties_value(tls_pem[0]),
+            f"{prefix}.ssl.keystore.key=" + _properties_value(tls_pem[1]),
+            f"{prefix}.ssl.enabled.protocols=TLSv1.3,TLSv1.2",
+        ]
     return "\n".join(
         [
             "# Written by `chemwatch stack up`; rewritten at every start.",
@@ -54,11 +88,12 @@ def render_server_properties(
             # controller's endpoint in the metadata log, so a later port change in the
             # settings would leave the node unable to find its own quorum.
             f"controller.quorum.voters=1@{host}:{controller_port}",
-            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            "listeners=" + ",".join(listeners),
+            "advertised.listeners=" + ",".join(advertised),
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map=" + ",".join(protocols),
+            *secured,
             f"log.dirs={data_dir}",
             f"num.partitions={partitions}",
             f"default.replication.factor={replication_factor}",
@@ -73,6 +108,28 @@ def render_server_properties(
             "log.retention.hours=168",
             "",
         ]
+    )
+
+
+def _properties_value(pem: str) -> str:
+    """A multi-line PEM text as one Java properties value (backslash line continuations)."""
+    return " \\\n".join(line.strip() for line in pem.strip().splitlines())
+
+
+def scram_argument(user: KafkaScramUser, salt: bytes | None = None) -> str:
+    """The ``--add-scram`` value for ``user``: salt and salted password, not the password.
+
+    The salted password is what SCRAM stores (RFC 5802 ``Hi()``, i.e. PBKDF2-HMAC), so the
+    clear password never reaches the broker's command line or files.
+    """
+    salt = os.urandom(32) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac(
+        "sha512", user.password.get_secret_value().encode(), salt, SCRAM_ITERATIONS
+    )
+    encode = base64.b64encode
+    return (
+        f"{SCRAM_MECHANISM}=[name={user.username},iterations={SCRAM_ITERATIONS},"
+        f"salt={encode(salt).decode()},saltedpassword={encode(salted).decode()}]"
     )
 
 
@@ -214,11 +271,14 @@ class Kafka(Service):
         return self.config_dir / "server.properties"
 
     def endpoints(self) -> list[Endpoint]:
-        """Client listener and controller listener."""
-        return [
+        """Client listener(s) and controller listener."""
+        found = [
             Endpoint(self.host, self.port, "PLAINTEXT"),
             Endpoint(self.host, self.stack.kafka_controller_port, "CONTROLLER"),
         ]
+        if self.stack.kafka_sasl_ssl_port is not None:
+            found.append(Endpoint(self.host, self.stack.kafka_sasl_ssl_port, SASL_SSL_LISTENER))
+        return found
 
     def address(self) -> str:
         """``kafka://host:port`` (the bootstrap server)."""
@@ -308,13 +368,14 @@ class Kafka(Service):
 
     def _format(self, java: str) -> None:
         if (self.data_dir / "meta.properties").is_file():
+            if self.stack.kafka_scram_users:
+                self.note(
+                    "kafka: storage already formatted; SCRAM accounts are created "
+                    "only at the first start of a home"
+                )
             return
         self.note(f"formatting Kafka storage in {self.data_dir} ...")
-        argv = [
-            java,
-            "-cp",
-            self._classpath(),
-            f"-Dlog4j2.configurationFile={self.config_dir / 'log4j2.properties'}",
+        tool = [
             "kafka.tools.StorageTool",
             "format",
             "-t",
@@ -322,6 +383,28 @@ class Kafka(Service):
             "-c",
             str(self.server_properties),
         ]
+        tool += [
+            arg for user in self.stack.kafka_scram_users for arg in ("-S", scram_argument(user))
+        ]
+        # The tool's arguments go in a Java argument file (mode 0600, deleted after use),
+        # not on the command line: a SCRAM salted password is as good as the password.
+        args_file = self.config_dir / "format.args"
+        args_file.unlink(missing_ok=True)
+        args_file.touch(mode=0o600)
+        args_file.write_text("".join(f'"{arg}"\n' for arg in tool))
+        argv = [
+            java,
+            "-cp",
+            self._classpath(),
+            f"-Dlog4j2.configurationFile={self.config_dir / 'log4j2.properties'}",
+            f"@{args_file}",
+        ]
+        try:
+            self._run_format(argv)
+        finally:
+            args_file.unlink(missing_ok=True)
+
+    def _run_format(self, argv: list[str]) -> None:
         with self.log_path.open("ab") as out:
             out.write(f"\n=== chemwatch stack: {' '.join(argv)}\n".encode())
             out.flush()
@@ -344,9 +427,11 @@ class Kafka(Service):
         kafka = self.settings.kafka
         if kafka.security_protocol != "PLAINTEXT":
             raise StackError(
-                "kafka: the local stack serves PLAINTEXT only; "
-                f"kafka.security_protocol is {kafka.security_protocol}"
+                "kafka: kafka.bootstrap_servers of the stack's config is its PLAINTEXT "
+                f"listener (kafka.security_protocol is {kafka.security_protocol}); add a "
+                "secured one with stack.kafka_sasl_ssl_port"
             )
+        tls_pem = self._tls_pem()
         java = self._java()
         for directory in (self.dir, self.config_dir, self.data_dir):
             directory.mkdir(parents=True, exist_ok=True)
@@ -363,8 +448,11 @@ class Kafka(Service):
                 self.data_dir,
                 partitions=kafka.partitions,
                 replication_factor=kafka.replication_factor,
+                sasl_ssl_port=self.stack.kafka_sasl_ssl_port,
+                tls_pem=tls_pem,
             )
         )
+        self.server_properties.chmod(0o600)  # may hold the TLS private key
         self._format(java)
         return Launch(
             [
@@ -386,6 +474,47 @@ class Kafka(Service):
             ],
             cwd=self.dir,
         )
+
+    def _tls_pem(self) -> tuple[str, str] | None:
+        """Certificate chain and key of the SASL_SSL listener, checked; None without one."""
+        stack = self.stack
+        if stack.kafka_sasl_ssl_port is None:
+            return None
+        if stack.kafka_tls_certfile is None or stack.kafka_tls_keyfile is None:
+            raise StackError(
+                "kafka: stack.kafka_sasl_ssl_port needs stack.kafka_tls_certfile and "
+                "stack.kafka_tls_keyfile (PEM)"
+            )
+        if not stack.kafka_scram_users:
+            raise StackError(
+                "kafka: stack.kafka_sasl_ssl_port needs at least one stack.kafka_scram_users "
+                "account (nobody could connect otherwise)"
+            )
+        if stack.kafka_sasl_ssl_port in (self.port, stack.kafka_controller_port):
+            raise StackError(
+                f"kafka: stack.kafka_sasl_ssl_port {stack.kafka_sasl_ssl_port} is already "
+                "the PLAINTEXT or controller port"
+            )
+        texts = []
+        for key, path in (
+            ("stack.kafka_tls_certfile", stack.kafka_tls_certfile),
+            ("stack.kafka_tls_keyfile", stack.kafka_tls_keyfile),
+        ):
+            try:
+                texts.append(path.read_text())
+            except OSError as exc:
+                raise StackError(f"kafka: {key}: cannot read {path}: {exc.strerror}") from exc
+        cert, key = texts
+        if "-----BEGIN CERTIFICATE-----" not in cert:
+            raise StackError(
+                f"kafka: stack.kafka_tls_certfile: no PEM certificate in {stack.kafka_tls_certfile}"
+            )
+        if "-----BEGIN PRIVATE KEY-----" not in key:
+            raise StackError(
+                "kafka: stack.kafka_tls_keyfile: Kafka needs an unencrypted PKCS#8 PEM key "
+                "(-----BEGIN PRIVATE KEY-----); convert with `openssl pkcs8 -topk8 -nocrypt`"
+            )
+        return cert, key
 
     def ready(self, timeout_s: float) -> None:
         """A produce and consume round trip through the broker."""

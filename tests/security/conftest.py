@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.security.broker import PrivateBroker, start_private_broker
+from tests.security.kafka_broker import SecuredKafka
 
 
 @pytest.fixture(scope="package")
@@ -15,3 +16,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
     started = start_private_broker(tmp_path_factory.mktemp("mqtt-sec"))
     yield started
     started.down()
+
+
+@pytest.fixture(scope="package")
+def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
+    """A private Kafka with a SASL_SSL (SCRAM-SHA-512) listener and a test CA."""
+    kafka = SecuredKafka(tmp_path_factory.mktemp("kafka-sec"))
+    try:
+        kafka.up()
+    except BaseException:
+        kafka.down()
+        raise
+    yield kafka
+    kafka.down()

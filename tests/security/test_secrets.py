@@ -1,12 +1,13 @@
 """Secrets never appear in logs or /metrics.
 
-The whole pipeline runs with distinctive secrets (MQTT passwords on a TLS broker with
-ACLs, a Kafka SASL password, API tokens, a login password and the session token it
-yields, a webhook HMAC key), at DEBUG level, and is exercised so that every secret is
-actually used; then every process log, the broker's log and every /metrics page are
-searched for each of them. (The database password is the shared stack's "chemwatch",
-a word every log contains, so it cannot be checked this way; it is a SecretStr like
-the others.)
+The whole pipeline runs with distinctive secrets, at DEBUG level, and is exercised so
+that every secret is actually used: MQTT passwords on a TLS broker with ACLs, a Kafka
+SCRAM password on a SASL_SSL broker with a test CA (both private), a PostgreSQL role
+made for the test with a strong random password, API tokens, a login password and the
+session token it yields, a webhook HMAC key. A gas reading above HH goes from a site
+gateway through ingest, Kafka, the detectors and alerting to a signed webhook; then
+every process log, the brokers' logs, what PostgreSQL logged meanwhile and every
+/metrics page are searched for each secret and for the database connection string.
 """
 
 from __future__ import annotations
@@ -15,21 +16,26 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import time
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import SecretStr
 
 from alerting.api.auth import hash_password
-from common.settings import BaseProcessSettings
-from tests.alerting.helpers import pair
+from chemwatch.stack.config import StackSettings
+from chemwatch.stack.postgres import Postgres
+from common.migrate import migrate
+from common.settings import BaseProcessSettings, DatabaseSettings
 from tests.alerting.receivers import HttpReceiver, serve
-from tests.alerting.service import _send
 from tests.fixtures.processes import Service, ServiceFactory, free_port, wait_until
-from tests.fixtures.services import Isolation
 from tests.security.broker import (
     BRIDGE_PASSWORD,
     GATEWAY_PASSWORD,
@@ -39,6 +45,7 @@ from tests.security.broker import (
     PrivateBroker,
     client,
 )
+from tests.security.kafka_broker import KAFKA_PASSWORD, SecuredKafka
 
 pytestmark = pytest.mark.integration
 
@@ -46,13 +53,49 @@ OPERATOR_TOKEN = "optok-Vw8sJ2mQx7Lr5Kp1"
 VIEWER_TOKEN = "vwtok-Nf3bY6cT0hGd9Za4"
 LOGIN_PASSWORD = "login-pw-Rk2Jq8Ws5Xe1"
 WEBHOOK_SECRET = "whsec-Tb7Gm3Lq9Vc4Np6"
-KAFKA_SASL_PASSWORD = "sasl-pw-Hy5Dk1Zs8Fw2"
 WRONG_TOKEN = "guess-Qm4Xr7Pv2Lk9Jt3"
+GAS = "TK101-GD-01"  # HH 50 %LEL, on-delay 3 s
 
 
 @pytest.fixture
 def receiver() -> Iterator[HttpReceiver]:
     yield from serve(HttpReceiver())
+
+
+@pytest.fixture
+def private_role(stack: BaseProcessSettings) -> Iterator[DatabaseSettings]:
+    """A login role with a strong random password and its own migrated schema.
+
+    Made by the stack's superuser (over the server's private Unix socket): the shared
+    role's password is the word "chemwatch", which every log contains anyway.
+    """
+    tag = uuid.uuid4().hex[:10]
+    role, schema = f"sec_role_{tag}", f"sec_{tag}"
+    # Random, plus a space, quotes and a backslash that a badly quoted DSN would break on.
+    password = secrets.token_urlsafe(24) + " 'q\\\"x"
+    superuser = conninfo_to_dict(Postgres(StackSettings(), stack)._superuser_conninfo())
+    superuser["dbname"] = stack.database.dbname
+    with psycopg.connect(make_conninfo(**superuser), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+        conn.execute(
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(schema), sql.Identifier(role)
+            )
+        )
+    database = stack.database.model_copy(
+        update={"user": role, "password": SecretStr(password), "db_schema": schema}
+    )
+    try:
+        migrate(database)
+        yield database
+    finally:
+        with psycopg.connect(make_conninfo(**superuser), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def _metrics_base(service: Service) -> str:
@@ -64,20 +107,37 @@ def _metrics_base(service: Service) -> str:
     return found.group(1)
 
 
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+    except httpx.HTTPError:  # not listening yet, or slow on a busy machine
+        return False
+
+
+def _postgres_log() -> Path:
+    return StackSettings().home / "postgres" / "postgres.log"
+
+
 def test_no_secret_in_logs_or_metrics(
     broker: PrivateBroker,
+    secured_kafka: SecuredKafka,
+    private_role: DatabaseSettings,
     service_factory: ServiceFactory,
-    isolation: Isolation,
-    stack: BaseProcessSettings,
-    db: psycopg.Connection,
     receiver: HttpReceiver,
 ) -> None:
-    common = {
-        "CHEMWATCH_LOG_LEVEL": "DEBUG",
-        "CHEMWATCH_KAFKA__SASL_USERNAME": "chemwatch",
-        # Not used with PLAINTEXT, but loaded like any setting: it must not be printed.
-        "CHEMWATCH_KAFKA__SASL_PASSWORD": KAFKA_SASL_PASSWORD,
-    }
+    pg_log = _postgres_log()
+    pg_log_start = pg_log.stat().st_size if pg_log.exists() else 0
+    db_password = private_role.password.get_secret_value()
+    common = (
+        {"CHEMWATCH_LOG_LEVEL": "DEBUG"}
+        | broker.env()
+        | secured_kafka.env()
+        | {
+            "CHEMWATCH_DATABASE__USER": private_role.user,
+            "CHEMWATCH_DATABASE__PASSWORD": db_password,
+            "CHEMWATCH_DATABASE__DB_SCHEMA": private_role.db_schema,
+        }
+    )
     users = [
         {"name": "olga", "token": OPERATOR_TOKEN, "role": "operator"},
         {"name": "vic", "token": VIEWER_TOKEN, "role": "viewer"},
@@ -94,7 +154,6 @@ def test_no_secret_in_logs_or_metrics(
     alerting = service_factory(
         "alerting",
         env=common
-        | broker.env()
         | {
             "CHEMWATCH_HTTP__PORT": str(port),
             "CHEMWATCH_ALERTING__USERS": json.dumps(users),
@@ -102,31 +161,39 @@ def test_no_secret_in_logs_or_metrics(
             "CHEMWATCH_ALERTING__TICK_S": "0.2",
         },
     )
-    detectors = service_factory("detectors", env=common | broker.env())
-    ingest = service_factory("ingest", env=common | broker.env())
+    detectors = service_factory("detectors", env=common)
+    ingest = service_factory("ingest", env=common)
     services = [ingest, detectors, alerting]
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: "subscription confirmed" in ingest.log(), 60, "ingest to subscribe")
+    wait_until(lambda: _healthy(base), 60, "alerting /healthz")
 
-    # MQTT: a gateway's reading goes through the TLS bridge into the database.
+    # A site gateway (TLS, its own account) reports gas above HH for longer than the
+    # on-delay: through ingest, SASL_SSL Kafka and the detectors (private role) it
+    # becomes a condition, then an alarm, then a signed webhook.
     gateway = client(broker.mqtt(username=GATEWAY_USER, password=GATEWAY_PASSWORD))
     gateway.connect("127.0.0.1", broker.port)
     gateway.loop_start()
     try:
-        payload = json.dumps({"ts": int(time.time() * 1000) - 1000, "value": 7.5})
-        topic = f"{PREFIX}/{SITE_A}/TK101/TK101-PT-01"
-        gateway.publish(topic, payload, qos=1).wait_for_publish(10)
+        now_ms = int(time.time() * 1000)
+        topic = f"{PREFIX}/{SITE_A}/TK101/{GAS}"
+        for ago_s in range(8, -1, -1):
+            payload = json.dumps({"ts": now_ms - ago_s * 1000, "value": 62.0})
+            gateway.publish(topic, payload, qos=1).wait_for_publish(10)
     finally:
         gateway.disconnect()
         gateway.loop_stop()
-    wait_until(
-        lambda: db.execute("SELECT count(*) FROM readings").fetchone()[0] > 0,  # type: ignore[index]
-        60,
-        "the gateway's reading in the database",
-    )
+    wait_until(lambda: receiver.requests, 60, "the signed webhook of the gas alarm")
+    first = receiver.requests[0]
+    assert GAS in first.body.decode()
+    stamp = first.headers["X-ChemWatch-Timestamp"]
+    mac = hmac.new(WEBHOOK_SECRET.encode(), stamp.encode() + b"." + first.body, hashlib.sha256)
+    assert first.headers["X-ChemWatch-Signature"] == "sha256=" + mac.hexdigest()
+    with psycopg.connect(private_role.conninfo()) as conn:
+        stored = conn.execute("SELECT count(*) FROM readings WHERE sensor_id = %s", (GAS,))
+        assert stored.fetchone() == (9,)
 
-    # API: tokens, a password login and its session token, a wrong token.
-    wait_until(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200, 60, "alerting")
+    # API: tokens, a password login and its session token, a wrong token, an ack.
     bearer = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
     assert httpx.get(f"{base}/alarms", headers=bearer, timeout=10).status_code == 200
     wrong = {"Authorization": f"Bearer {WRONG_TOKEN}"}
@@ -142,19 +209,8 @@ def test_no_secret_in_logs_or_metrics(
     session = login.json()["token"]
     me = httpx.get(f"{base}/me", headers={"Authorization": f"Bearer {session}"}, timeout=10)
     assert me.json()["user"] == "sam"
-
-    # An alarm, acknowledged with the operator token, notified by a signed webhook.
-    import asyncio
-
-    event = pair("TK101-PT-01", "HH", 0, base=datetime.now(UTC))[0]
-    asyncio.run(_send(stack, isolation.conditions_topic, [event]))
-    wait_until(lambda: receiver.requests, 30, "the signed webhook")
-    first = receiver.requests[0]
-    stamp = first.headers["X-ChemWatch-Timestamp"]
-    mac = hmac.new(WEBHOOK_SECRET.encode(), stamp.encode() + b"." + first.body, hashlib.sha256)
-    assert first.headers["X-ChemWatch-Signature"] == "sha256=" + mac.hexdigest()
     ack = httpx.post(
-        f"{base}/alarms/TK101-PT-01:HH/ack",
+        f"{base}/alarms/{GAS}:HH/ack",
         headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
         json={"comment": "seen"},
         timeout=10,
@@ -170,15 +226,23 @@ def test_no_secret_in_logs_or_metrics(
         assert service.stop() == 0, service.log()
     logs = {s.name: s.log() for s in services}
     logs["mosquitto"] = (broker.home / "mosquitto" / "mosquitto.log").read_text(errors="replace")
-    # The logs are real: DEBUG output of every process, the bridge's TLS connection.
-    assert all(len(text) > 200 for text in logs.values()), {k: len(v) for k, v in logs.items()}
+    logs["kafka"] = secured_kafka.log_text()
+    with pg_log.open("rb") as handle:
+        handle.seek(pg_log_start)
+        logs["postgresql"] = handle.read().decode(errors="replace")
+    # The logs are real: DEBUG output of every process, the bridge's TLS connection, and
+    # the Kafka clients authenticated as the SCRAM user on the SASL_SSL listener.
+    assert all(len(logs[s.name]) > 200 for s in services), {k: len(v) for k, v in logs.items()}
     assert "bridge-" in logs["mosquitto"]
     assert GATEWAY_USER in logs["mosquitto"]
+    assert "SASL_SSL" in logs["kafka"]
 
-    secrets = {
+    secrets_used = {
         "mqtt bridge password": BRIDGE_PASSWORD,
         "mqtt gateway password": GATEWAY_PASSWORD,
-        "kafka sasl password": KAFKA_SASL_PASSWORD,
+        "kafka scram password": KAFKA_PASSWORD,
+        "database password": db_password,
+        "database connection string": private_role.conninfo(),
         "operator token": OPERATOR_TOKEN,
         "viewer token": VIEWER_TOKEN,
         "wrong token": WRONG_TOKEN,
@@ -189,7 +253,7 @@ def test_no_secret_in_logs_or_metrics(
     leaks = [
         f"{what} in {where}"
         for where, text in (logs | {f"{k} /metrics": v for k, v in pages.items()}).items()
-        for what, secret in secrets.items()
+        for what, secret in secrets_used.items()
         if secret in text
     ]
     assert leaks == []
