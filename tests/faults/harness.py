@@ -416,10 +416,6 @@ class Load:
             pairs = zip(self._sensor[first:upto], self._ts[first:upto], strict=True)
             return {(self.names[k], t) for k, t in pairs}
 
-    def unacked(self) -> int:
-        """QoS 1 messages the client still holds (queued or awaiting PUBACK)."""
-        return len(self.client._out_messages)  # paho keeps them until the PUBACK
-
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
