@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -12,10 +13,11 @@ import psycopg
 
 from alerting import changes as change_log
 from alerting import metrics
-from alerting.context import connect
+from alerting.context import connect, reopen
 from alerting.settings import AlertingSettings
 from alerting.store import Change, Context, apply_event
 from common import kafka as kafka_clients
+from common import store
 from common.conditions import ConditionEvent, ConditionFormatError
 
 log = logging.getLogger("alerting.alarms")
@@ -33,7 +35,8 @@ class ConditionConsumer:
         """Consume until ``stop`` is set."""
         kafka = self.settings.kafka
         await kafka_clients.ensure_topics(kafka, kafka.conditions_topic, kafka.alarms_topic)
-        conn = await asyncio.to_thread(connect, self.settings.database.conninfo())
+        conninfo = self.settings.database.conninfo()
+        conn = await asyncio.to_thread(connect, conninfo)
         consumer = kafka_clients.make_consumer(
             kafka, self.settings.alerting.group_id, kafka.conditions_topic
         )
@@ -46,7 +49,17 @@ class ConditionConsumer:
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
                     continue
-                changes = await asyncio.to_thread(_apply_all, conn, records, self.ctx)
+                try:
+                    changes = await asyncio.to_thread(_apply_all, conn, records, self.ctx)
+                except store.UNAVAILABLE as exc:
+                    # Nothing committed to Kafka: wait for the database, then apply the same
+                    # records again (events already applied are skipped by event id).
+                    conn, applied = await self._wait_for_database(
+                        conn, conninfo, exc, records, stop
+                    )
+                    if applied:
+                        await consumer.commit()
+                    continue
                 for change in changes:
                     _announce(change)
                 # the `alarms` topic is fed from the change log by alerting.relay
@@ -55,6 +68,32 @@ class ConditionConsumer:
             self.running = False
             await consumer.stop()
             conn.close()
+
+    async def _wait_for_database(
+        self,
+        conn: psycopg.Connection[Any],
+        conninfo: str,
+        exc: Exception,
+        records: list[Any],
+        stop: asyncio.Event,
+    ) -> tuple[psycopg.Connection[Any], bool]:
+        """Retry ``records`` with backoff until they are applied (True) or ``stop`` is
+        set (False); the connection is replaced when the server closed it."""
+        delay = 0.5
+        while not stop.is_set():
+            log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 10.0)
+            try:
+                conn = await asyncio.to_thread(reopen, conn, conninfo)
+                for change in await asyncio.to_thread(_apply_all, conn, records, self.ctx):
+                    _announce(change)
+                log.info("database back; applied the pending events")
+                return conn, True
+            except store.UNAVAILABLE as again:
+                exc = again
+        return conn, False
 
 
 # Events applied per database transaction: one commit (and fsync) per chunk instead of

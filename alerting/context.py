@@ -22,6 +22,15 @@ def connect(conninfo: str, autocommit: bool = False) -> psycopg.Connection[Any]:
     return psycopg.connect(conninfo, autocommit=autocommit)
 
 
+def reopen(
+    conn: psycopg.Connection[Any] | None, conninfo: str, autocommit: bool = False
+) -> psycopg.Connection[Any]:
+    """``conn`` if still open, else a new connection (the server restarted or killed it)."""
+    if conn is not None and not conn.closed:
+        return conn
+    return connect(conninfo, autocommit)
+
+
 def utc_now() -> datetime:
     """The service clock (tests pass their own)."""
     return datetime.now(UTC)

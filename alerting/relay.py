@@ -15,9 +15,10 @@ import logging
 from typing import Any
 
 import psycopg
+from aiokafka.errors import KafkaError
 
 from alerting import changes
-from alerting.context import connect
+from alerting.context import connect, reopen
 from common import kafka as kafka_clients
 from common.settings import DatabaseSettings, KafkaSettings
 
@@ -49,26 +50,31 @@ async def run_relay(
 ) -> None:
     """Relay until ``stop`` is set."""
     await kafka_clients.ensure_topics(kafka, kafka.alarms_topic)
-    conn = await asyncio.to_thread(connect, database.conninfo(), True)
+    conninfo = database.conninfo()
+    conn = await asyncio.to_thread(connect, conninfo, True)
     producer = kafka_clients.make_producer(kafka)
     await kafka_clients.start_client(producer, kafka)
     try:
         while not stop.is_set():
+            wait_s = every_s
             try:
+                # a new connection when the server closed ours (restart, kill)
+                conn = await asyncio.to_thread(reopen, conn, conninfo, True)
                 _last, rows = await asyncio.to_thread(_pending, conn)
-            except psycopg.Error:
-                log.exception("reading the change log failed; retrying")
-                rows = []
-            if rows:
-                sends = []
-                for change_id, kind, payload in rows:
-                    key, value = message(change_id, kind, payload)
-                    sends.append(await producer.send(kafka.alarms_topic, value, key=key))
-                await asyncio.gather(*sends)  # acknowledged (acks=all) before recording
-                await asyncio.to_thread(_record, conn, rows[-1][0])
-                continue
+                if rows:
+                    sends = []
+                    for change_id, kind, payload in rows:
+                        key, value = message(change_id, kind, payload)
+                        sends.append(await producer.send(kafka.alarms_topic, value, key=key))
+                    await asyncio.gather(*sends)  # acknowledged (acks=all) before recording
+                    # a failure here sends these again later: at least once, by design
+                    await asyncio.to_thread(_record, conn, rows[-1][0])
+                    continue
+            except (psycopg.Error, KafkaError) as exc:
+                log.warning("relaying the change log failed (%s); retrying", exc)
+                wait_s = max(every_s, 1.0)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_s)
+                await asyncio.wait_for(stop.wait(), wait_s)
     finally:
         await producer.stop()
         conn.close()

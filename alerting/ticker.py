@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from alerting import actions, incidents, noise
-from alerting.context import Clock, connect
+from alerting.context import Clock, connect, reopen
 from alerting.store import Context
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ async def run_ticker(
     try:
         while not stop.is_set():
             try:
+                # a new connection when the server closed ours (restart, kill)
+                conn = await asyncio.to_thread(reopen, conn, conninfo, True)
                 done = await asyncio.to_thread(tick, conn, ctx, clock(), quiet_s)
                 if any(done.values()):
                     log.info("tick: %s", {k: v for k, v in done.items() if v})

@@ -25,6 +25,14 @@ from common.conditions import ConditionEvent
 
 _STAGE = "readings_stage"
 
+# The database cannot do our work right now but may again later: the connection or the
+# server went away, the disk is full (both OperationalError), or the server was switched
+# to read-only. Long-running writers wait and retry on these; anything else is a bug.
+UNAVAILABLE: tuple[type[psycopg.Error], ...] = (
+    psycopg.OperationalError,
+    psycopg.errors.ReadOnlySqlTransaction,
+)
+
 
 def write_readings(
     conn: psycopg.Connection[Any],

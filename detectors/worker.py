@@ -15,6 +15,7 @@ deterministic, so a republish after a crash is harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 import psycopg
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import ConsumerRecord
 
@@ -71,6 +72,9 @@ class Worker:
         # poll loop must never use the connection at the same time.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors-db")
         self._batches = 0
+        self._db_failures = 0  # consecutive failed attempts to write (for the backoff)
+        self._outbox_pending = False  # a publish failed: the outbox holds unsent events
+        self._outbox_retry_at = 0.0
         self._running = False
         # Arrival minus source time of the newest readings: the clock-driven stale check
         # runs on the sources' clock, so a replay or an accelerated simulation (whose
@@ -102,7 +106,7 @@ class Worker:
         self._running = True
         next_tick = time.monotonic() + opts.tick_interval_s
         try:
-            await self._publish(producer, await self.in_db_thread(self._outbox))
+            await self._publish_outbox(producer)
             while not stop.is_set():
                 polled = await consumer.getmany(
                     timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records
@@ -112,11 +116,13 @@ class Worker:
                     if polled:
                         started = time.perf_counter()
                         events, _offsets = await self.in_db_thread(self._store, polled)
-                        await self._publish(producer, events)
+                        await self._publish_safely(producer, events)
                         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
                     if time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + opts.tick_interval_s
-                        await self._publish(producer, await self.in_db_thread(self._tick))
+                        await self._publish_safely(producer, await self.in_db_thread(self._tick))
+                    if self._outbox_pending and time.monotonic() >= self._outbox_retry_at:
+                        await self._publish_outbox(producer)
                     if self._dirty and time.monotonic() >= self._next_checkpoint:
                         await self.in_db_thread(self.checkpoint)  # quiet topic: still every N s
                     if self._checkpointed:
@@ -124,7 +130,8 @@ class Worker:
                         # member that falls back on them never skips unreplayed data.
                         await commit_advisory(consumer, self._checkpointed)
                         self._checkpointed = {}
-                except psycopg.OperationalError as exc:
+                    self._db_failures = 0
+                except store.UNAVAILABLE as exc:
                     await self._recover(consumer, exc, stop)
         finally:
             self._running = False
@@ -149,6 +156,12 @@ class Worker:
         """
         log.error("database error (%s); reconnecting", exc)
         metrics.DB_ERRORS.inc()
+        # Back off when the database keeps refusing (read-only, disk full): reconnecting
+        # works at once then, and each retry would re-read the same records for nothing.
+        self._db_failures += 1
+        if self._db_failures > 1:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(0.25 * 2**self._db_failures, 5.0))
         delay = 0.5
         while not stop.is_set():
             try:
@@ -158,7 +171,7 @@ class Worker:
                 seek(consumer, assigned, positions)
                 log.info("database back; resumed from stored offsets")
                 return
-            except psycopg.OperationalError as again:
+            except store.UNAVAILABLE as again:
                 log.warning("database still unavailable (%s); retry in %.1f s", again, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -397,6 +410,24 @@ class Worker:
         for e in events:
             log.info("condition %s %s: %s", e.state, e.condition, e.explanation)
         await self.in_db_thread(self._mark_published, [e.event_id for e in events])
+
+    async def _publish_safely(self, producer: Any, events: list[ConditionEvent]) -> None:
+        """Publish; when Kafka cannot take them, the events wait in the outbox (they are
+        stored with ``published = false``) and go out, in order, once Kafka is back."""
+        if self._outbox_pending:
+            return  # older events wait in the outbox: keep the order, they go first
+        try:
+            await self._publish(producer, events)
+        except KafkaError as exc:
+            log.warning("publishing condition events failed (%s); retrying from the outbox", exc)
+            self._outbox_pending = True
+            self._outbox_retry_at = time.monotonic() + 1.0
+
+    async def _publish_outbox(self, producer: Any) -> None:
+        """Publish every event still in the outbox (ids are deterministic: a repeat is
+        harmless)."""
+        self._outbox_pending = False
+        await self._publish_safely(producer, await self.in_db_thread(self._outbox))
 
     def _mark_published(self, ids: list[str]) -> None:
         assert self._conn is not None

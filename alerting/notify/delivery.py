@@ -21,7 +21,7 @@ import httpx
 import psycopg
 
 from alerting import metrics
-from alerting.context import connect
+from alerting.context import connect, reopen
 from alerting.notify import channels
 from alerting.notify.escalation import escalate
 from alerting.notify.settings import Channel, NotifySettings
@@ -124,6 +124,8 @@ async def run_notifier(
         with httpx.Client() as client:
             while not stop.is_set():
                 try:
+                    # a new connection when the server closed ours (restart, kill)
+                    conn = await asyncio.to_thread(reopen, conn, conninfo, True)
                     await asyncio.to_thread(escalate, conn, notify, clock())
                     await asyncio.to_thread(deliver_due, conn, notify, client, clock(), rng)
                 except psycopg.Error:
