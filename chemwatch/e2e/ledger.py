@@ -41,6 +41,18 @@ def wait_for(
             time.sleep(poll_s)
 
 
+def last_commit(database: DatabaseSettings, t0: float, t1: float) -> float | None:
+    """Commit time (epoch s) of the last transaction that stored readings of [t0, t1);
+    needs ``track_commit_timestamp = on``."""
+    with psycopg.connect(database.conninfo(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(xmin)))::float8"
+            f" FROM readings {_WHERE}",
+            _span(t0, t1),
+        ).fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
 def mismatches(
     database: DatabaseSettings, ledger: dict[str, list[int]], t0: float, t1: float
 ) -> list[str]:

@@ -152,20 +152,24 @@ class Config:
         result = run_load(mqtt, self.sensors, rate, opts.publishers, seconds, opts.batch,
                           qos=1, client_id=f"{self.services.names.tag}-load",
                           show_progress=True)  # fmt: skip
-        published_at = time.time()
         book = result.pop("ledger")
         t0 = math.floor(result["start_at"] * 1000) / 1000  # the first ts, in whole ms
         t1 = t0 + seconds + 1.0  # every source ts of the step is below this
+        # the last PUBACK (the generator returns later: it joins its processes)
+        published_at = result["start_at"] + result["elapsed_s"]
         stored, reached = ledger.wait_for(
-            db, t0, t1, result["sent"], deadline=published_at + opts.drain_seconds
+            db, t0, t1, result["sent"], deadline=time.time() + opts.drain_seconds
         )
+        if reached and self.exact_db:
+            # exact: when the last of the step's rows was committed, not when we looked
+            reached = ledger.last_commit(db, t0, t1) or reached
         wrong = ledger.mismatches(db, book, t0, t1) if reached else []
         drain = None if reached is None else max(0.0, reached - published_at)
         end = reached or time.time()
-        self.sampler.mark()
+        self.sampler.mark()  # CPU up to now: a little past the end, on a busy machine
         if self.exact_db:
             read_commit_times(db, self.log, since=t0 - 1)
-        self._await_probes(t0, t0 + seconds, patience_s=max(3.0, opts.drain_seconds / 3))
+        self._await_probes(t0, t0 + seconds, patience_s=max(5.0, opts.drain_seconds))
         usage = self.sampler.usage(t0, end)
         verdict = stats.judge_step(
             result["sent"], stored, len(wrong), drain, stats.drain_limit(seconds),
