@@ -27,7 +27,7 @@ def test_one_low_step_fills_the_report(stack: BaseProcessSettings, tmp_path: Pat
     # every reading the generator's ledger lists is in the database, per sensor
     assert step["published"] == 4000
     assert step["stored"] == step["published"]
-    assert step["mismatched_sensors"] == 0
+    assert step["mismatched_sensors"] == step["sensors_lost"] == 0
     assert step["drain_s"] is not None
     assert step["e2e_readings_per_s"] > 0
     # probes went through all three observation points, later than they were published

@@ -15,7 +15,8 @@ def _step(rate: float, kept_up: bool, alarm_p99: float, t0: float) -> dict[str, 
         "kind": "step", "sensors": 1000, "mode": "batch", "requested_rate": rate,
         "published": int(rate * 10), "mqtt_messages": int(rate / 10), "publish_rate": rate,
         "publish_fall_behind_s": 0.01, "stored": int(rate * 10), "mismatched_sensors": 0,
-        "lost": 0, "drain_s": 0.5 if kept_up else 9.0, "e2e_readings_per_s": rate * 0.98,
+        "missing_at_grace": 0, "sensors_lost": 0, "drain_s": 0.5 if kept_up else 9.0,
+        "e2e_readings_per_s": rate * 0.98,
         "kept_up": kept_up, "verdict": "kept up" if kept_up else "backlog: 9.0 s",
         "latency_ms": lat, "probes": {}, "db_latency_method": "commit timestamp",
         "usage": {"detectors-0": {"cpu_cores": 0.9, "peak_rss_mb": 210.0},
@@ -63,8 +64,11 @@ def test_report_json_and_plots_are_written(tmp_path: Path) -> None:
 def test_a_missed_goal_and_a_loss_are_reported(tmp_path: Path) -> None:
     summary = _summary()
     summary["stepped"]["half_rate_step"]["latency_ms"]["alarm"]["p99"] = 400.0
-    summary["stepped"]["steps"][0]["lost"] = 3
+    summary["stepped"]["steps"][0]["sensors_lost"] = 3
+    late = summary["stepped"]["steps"][1]
+    late |= {"drain_s": None, "missing_at_grace": 1234, "sensors_lost": 0}
     text = report.markdown(summary | {"machine": report.machine()}, [])
     assert "p99 400 ms, NOT met" in text
-    assert "NO: 3 missing" in text
-    assert "no loss (ledger = database wherever the ledger was reached): NOT met" in text
+    assert "NO: 3 sensors differ" in text
+    assert "1,234 not yet stored at the end of the grace; all stored later, no loss" in text
+    assert "no loss (ledger = database, 3 of 3 steps checked to the end): NOT met" in text
