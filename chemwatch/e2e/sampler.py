@@ -99,6 +99,7 @@ class Sampler(threading.Thread):
             sample = self.sample()
             with self._lock:
                 self.samples.append(sample)
+                self.samples.sort(key=lambda s: s.t)  # mark() samples from another thread
             self._stop_event.wait(self.interval_s)
 
     def mark(self) -> None:
@@ -108,6 +109,7 @@ class Sampler(threading.Thread):
             self.samples.sort(key=lambda s: s.t)
 
     def sample(self) -> Sample:
+        at = time.time()  # taken first: scraping a busy service can take a while
         cpu: dict[str, float] = {}
         rss: dict[str, int] = {}
         for name, proc in self._own.items():
@@ -135,7 +137,7 @@ class Sampler(threading.Thread):
                 lag_s = max(lag_s, metrics.get("chemwatch_detectors_source_lag_seconds", 0.0))
             elif p.name == "alerting":
                 alerting_lag = metrics.get("chemwatch_alerting_kafka_lag", 0.0)
-        return Sample(time.time(), cpu, rss, lag_records, lag_s, alerting_lag)
+        return Sample(at, cpu, rss, lag_records, lag_s, alerting_lag)
 
     def _group(self, name: str, procs: list[psutil.Process]) -> tuple[float, int]:
         """Cumulative CPU of a changing set of processes (an exited one keeps its last
