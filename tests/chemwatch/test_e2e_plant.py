@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from chemwatch.e2e.plant import PROBE_HIGH, PROBE_OFF, PROBE_ON, probe_id, write_plant
+from common.errors import ConfigError
 from common.registry import load_registry
 from simulators.load import sensor_id, unit_id
 
@@ -27,3 +30,10 @@ def test_probes_cross_their_limit_and_load_sensors_have_none(tmp_path: Path) -> 
     load = next(r.sensor for r in registry if r.sensor.id == sensor_id(0))
     assert (load.limits.h, load.limits.hh, load.limits.l, load.limits.ll) == (None,) * 4
     assert load.detection.drift is False
+
+
+def test_a_broken_json_plant_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "plant.json"
+    path.write_text('{"name": "x", "sites": [')
+    with pytest.raises(ConfigError, match=r"plant\.json.*not valid JSON"):
+        load_registry(path)
