@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from chemwatch import bench_alerting, bench_dashboards, bench_ingest, bench_storage
+from chemwatch.e2e import cli as bench_e2e
 from detectors import tools_cli as detectors_tools
 
 
@@ -23,5 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     bench_alerting.add_arguments(
         areas.add_parser(
             "alerting", help="condition event -> SSE latency", description=bench_alerting.__doc__
+        )
+    )
+    bench_e2e.add_arguments(
+        areas.add_parser(
+            "e2e", help="the whole pipeline, stepped load", description=bench_e2e.__doc__
         )
     )

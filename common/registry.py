@@ -7,6 +7,7 @@ problem, e.g. ``plant.yaml: sites[0].units[2].sensors[4].limits.hh: must be abov
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -245,10 +246,17 @@ class Registry:
 
 
 def load_registry(path: Path | str) -> Registry:
-    """Load and validate a plant YAML file; raise ConfigError naming file, key and problem."""
+    """Load and validate a plant YAML (or .json) file; raise ConfigError naming file and key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":  # generated plants (benchmarks): parsed 100x faster
+            raw = json.loads(text)
+        else:
+            # libyaml's C loader when present: the pure-Python one is slow for big plants
+            raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    except json.JSONDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid JSON: {exc}") from exc
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read plant registry: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

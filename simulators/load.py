@@ -78,7 +78,7 @@ def value_of(seq: int) -> float:
     return (seq % 10_000) / 100
 
 
-def _worker(job: Job, results: Any, progress: Any) -> None:
+def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
     mine = list(range(job.worker, job.sensors, job.workers))
     prefix = job.mqtt.topic_prefix
     topics = [f"{prefix}/{SITE}/{unit_id(k)}/{sensor_id(k)}" for k in mine]
@@ -92,16 +92,28 @@ def _worker(job: Job, results: Any, progress: Any) -> None:
         time.sleep(0.01)
     n, total = len(mine), int(job.rate * job.duration_s)
     ledger = {sid: [0, 0, 0] for sid in ids}
-    start_ms = job.start_at * 1000
-    sent, behind, infos = 0, 0.0, []
-    time.sleep(max(0.0, job.start_at - time.time()))
+    start_at = job.start_at
+    if start is not None:
+        # connected: count ourselves ready and wait for the start time the parent sets
+        # once every worker is ready (a busy machine starts processes slowly)
+        with start.get_lock():
+            start[0] += 1
+        while start[1] == 0:
+            time.sleep(0.005)
+        start_at = start[1]
+    start_ms = start_at * 1000
+    sent, behind, infos, messages = 0, 0.0, [], 0
+    time.sleep(max(0.0, start_at - time.time()))
     while sent < total:
-        due = min(total, int((time.time() - job.start_at) * job.rate) + 1)
-        if due <= sent:
-            time.sleep(min(0.002, (sent - due + 1) / job.rate))
+        due = min(total, int((time.time() - start_at) * job.rate) + 1)
+        # a gateway sends full batches: wait until a batch's worth is due (or the rest)
+        need = min(job.batch, total - sent)
+        if due - sent < need:
+            time.sleep(min(0.002, (sent + need - due) / job.rate))
             continue
         behind = max(behind, (due - sent) / job.rate)
         groups: dict[str, list[str]] = {}
+        before = len(infos)
         for seq in range(sent, due):
             j = seq % n
             ts = int(start_ms + seq * 1000 / job.rate)
@@ -120,6 +132,7 @@ def _worker(job: Job, results: Any, progress: Any) -> None:
             for i in range(0, len(items), job.batch):
                 body = '{"readings":[' + ",".join(items[i : i + job.batch]) + "]}"
                 infos.append(client.publish(topic, body, job.qos))
+        messages += len(infos) - before
         sent = due
         progress.value = sent  # read by the parent's progress line
         if job.qos and len(infos) > 20_000:
@@ -132,7 +145,7 @@ def _worker(job: Job, results: Any, progress: Any) -> None:
     client.disconnect()
     client.loop_stop()
     results.put({"worker": job.worker, "sent": sent, "end": end, "behind_s": behind,
-                 "ledger": ledger})  # fmt: skip
+                 "messages": messages, "ledger": ledger})  # fmt: skip
 
 
 def run_load(
@@ -140,10 +153,16 @@ def run_load(
     batch: int = 1, qos: int = 0, client_id: str = "chemwatch-loadgen",
     show_progress: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run the workers; return achieved rate, fall-behind and the merged ledger."""
+    """Run the workers; return achieved rate, fall-behind and the merged ledger.
+
+    The first reading is due 0.2 s after every worker is connected, so a machine slow
+    to start processes does not make the workers begin behind schedule.
+    """
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    start_at = time.time() + 1.5 + 0.3 * processes  # time for the workers to start
+    # [workers ready, start time]: the first reading is due once every worker is ready
+    start = ctx.Array("d", [0.0, 0.0])
+    start_at = time.time() + 1.5 + 0.3 * processes  # a first guess, for the Jobs
     jobs = [
         Job(w, processes, sensors, rate / processes, duration_s, start_at, batch, qos, mqtt,
             client_id)
@@ -151,11 +170,18 @@ def run_load(
     ]  # fmt: skip
     counters = [ctx.Value("q", 0, lock=False) for _ in jobs]
     procs = [
-        ctx.Process(target=_worker, args=(j, results, c), daemon=True)
+        ctx.Process(target=_worker, args=(j, results, c, start), daemon=True)
         for j, c in zip(jobs, counters, strict=True)
     ]
     for p in procs:
         p.start()
+    ready_by = time.monotonic() + 120
+    while start[0] < processes:
+        if time.monotonic() > ready_by or not any(p.is_alive() for p in procs):
+            raise RuntimeError(f"load workers not ready: {int(start[0])} of {processes}")
+        time.sleep(0.01)
+    start_at = time.time() + 0.2
+    start[1] = start_at
     reports = []
     deadline = time.monotonic() + duration_s + 120
     while len(reports) < len(procs):
@@ -184,6 +210,8 @@ def run_load(
         "achieved_rate": round(achieved, 1),
         "deviation_pct": round(100 * (achieved - rate) / rate, 2),
         "sent": sent,
+        "messages": sum(r.get("messages", 0) for r in reports),  # MQTT messages published
+        "start_at": start_at,  # epoch s: the first reading's timestamp
         "elapsed_s": round(elapsed, 3),
         "max_fall_behind_s": round(max(r["behind_s"] for r in reports), 3),
         "qos": qos,

@@ -45,6 +45,9 @@ def render_postgres_conf(host: str, port: int, socket_dir: Path) -> str:
             "synchronous_commit = on",
             "full_page_writes = on",
             "password_encryption = 'scram-sha-256'",
+            # Commit time of each transaction (pg_xact_commit_timestamp): `chemwatch bench
+            # e2e` measures publish -> row committed with it. Takes effect at a restart.
+            "track_commit_timestamp = on",
             # stderr is our log file; the collector would split logs into a second place.
             "logging_collector = off",
             "log_line_prefix = '%m [%p] %q%u@%d '",

@@ -302,6 +302,7 @@ def test_postgres_conf(tmp_path: Path) -> None:
     assert "port = 15432" in conf
     assert f"unix_socket_directories = '{tmp_path / 'run'}'" in conf
     assert "shared_buffers = 256MB" in conf
+    assert "track_commit_timestamp = on" in conf
     assert "max_connections = 200" in conf
     assert "fsync = on" in conf
     assert "synchronous_commit = on" in conf

@@ -1,0 +1,296 @@
+"""Latency probes: readings that cross a limit on a schedule, and where they show up.
+
+A probe publisher visits the probe sensors in turn, ``rate`` publishes per second, and
+alternates each sensor between a value above its H limit and one below it; the reading's
+``ts`` is the publish time, so every activation is one condition event and one alarm
+whose ``activated_at`` is that publish time. Three observers record when each probe
+reading shows up:
+
+(a) the database: the commit time of the transaction that stored the row
+    (``pg_xact_commit_timestamp(xmin)``, exact, needs ``track_commit_timestamp = on``)
+    or, when that is off, the time a reader polling every ``poll_s`` first sees it
+    (an upper bound by at most the poll interval plus one query);
+(b) the Kafka ``conditions`` topic: when a consumer here receives the event;
+(c) the alerting live stream (SSE): when a client here receives the alarm change.
+
+Clocks: everything is the host's wall clock (``time.time()``, CLOCK_REALTIME), in the
+publisher, in this process and in PostgreSQL (same machine), so latencies are differences
+of one clock; the publish time is taken just before paho's ``publish()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+import psycopg
+from aiokafka import AIOKafkaConsumer
+
+from chemwatch.e2e.plant import PROBE_OFF, PROBE_ON, PROBE_SITE, PROBE_UNIT, probe_id
+from common import kafka as kafka_clients
+from common import mqtt as mqtt_clients
+from common.settings import DatabaseSettings, KafkaSettings, MqttSettings
+
+Key = tuple[str, int]  # (sensor id, source ts in epoch ms)
+
+
+def _ms(iso: str) -> int:
+    return round(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+@dataclass
+class ProbeLog:
+    """Publish times of probe readings and when each observer first saw them."""
+
+    published: dict[Key, float] = field(default_factory=dict)  # every probe reading
+    activations: set[Key] = field(default_factory=set)  # the ones above the limit
+    db: dict[Key, float] = field(default_factory=dict)
+    condition: dict[Key, float] = field(default_factory=dict)
+    alarm: dict[Key, float] = field(default_factory=dict)
+    pending_db: set[Key] = field(default_factory=set)  # published, not yet seen stored
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def see(self, where: dict[Key, float], key: Key, at: float) -> None:
+        with self.lock:
+            where.setdefault(key, at)
+            if where is self.db:
+                self.pending_db.discard(key)
+
+    def oldest_pending_ms(self) -> int | None:
+        """Source time of the oldest probe reading not seen in the database yet."""
+        with self.lock:
+            return min((ts for _, ts in self.pending_db), default=None)
+
+    def latencies_ms(self, t0: float, t1: float) -> dict[str, list[float]]:
+        """Publish -> (a) database, (b) condition, (c) alarm, for probes published in
+        [t0, t1); the database figure covers every probe reading, the other two the
+        activations."""
+        with self.lock:
+            keys = [k for k, t in self.published.items() if t0 <= t < t1]
+            out: dict[str, list[float]] = {"db": [], "condition": [], "alarm": []}
+            for k in keys:
+                sent = self.published[k]
+                if k in self.db:
+                    out["db"].append((self.db[k] - sent) * 1000)
+                if k in self.activations:
+                    for name in ("condition", "alarm"):
+                        seen = getattr(self, name).get(k)
+                        if seen is not None:
+                            out[name].append((seen - sent) * 1000)
+            return out
+
+    def counts(self, t0: float, t1: float) -> dict[str, int]:
+        """How many probes were sent in [t0, t1) and how many each observer saw."""
+        with self.lock:
+            keys = [k for k, t in self.published.items() if t0 <= t < t1]
+            acts = [k for k in keys if k in self.activations]
+            return {
+                "probe_readings": len(keys),
+                "probe_activations": len(acts),
+                "seen_db": sum(k in self.db for k in keys),
+                "seen_condition": sum(k in self.condition for k in acts),
+                "seen_alarm": sum(k in self.alarm for k in acts),
+            }
+
+
+class _Thread(threading.Thread):
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+class ProbePublisher(_Thread):
+    """Publishes probe readings (JSON singles, QoS 1) at ``rate`` per second."""
+
+    def __init__(self, mqtt: MqttSettings, client_id: str, probes: int, rate: float,
+                 log: ProbeLog) -> None:  # fmt: skip
+        super().__init__("probe-publisher")
+        self.mqtt, self.client_id, self.probes, self.rate, self.log = (
+            mqtt, client_id, probes, rate, log)  # fmt: skip
+        self.paused = threading.Event()
+
+    def run(self) -> None:
+        client = mqtt_clients.make_client(self.mqtt, self.client_id, persistent=False)
+        mqtt_clients.connect(client, self.mqtt, persistent=False)
+        client.loop_start()
+        high = [False] * self.probes
+        prefix = f"{self.mqtt.topic_prefix}/{PROBE_SITE}/{PROBE_UNIT}"
+        try:
+            while not client.is_connected():
+                time.sleep(0.01)
+            n, start = 0, time.monotonic()
+            while not self.stopping.is_set():
+                delay = start + n / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                n += 1
+                if self.paused.is_set():
+                    continue
+                k = n % self.probes
+                sensor = probe_id(k)
+                high[k] = not high[k]
+                now = time.time()
+                ts = int(now * 1000)
+                value = PROBE_ON if high[k] else PROBE_OFF
+                with self.log.lock:
+                    self.log.published[(sensor, ts)] = now
+                    self.log.pending_db.add((sensor, ts))
+                    if high[k]:
+                        self.log.activations.add((sensor, ts))
+                client.publish(f"{prefix}/{sensor}", f'{{"ts":{ts},"value":{value}}}', qos=1)
+        except BaseException as exc:  # reported by the runner
+            self.error = exc
+        finally:
+            client.disable_logger()  # paho logs a harmless race of its loop thread here
+            client.disconnect()
+            client.loop_stop()
+
+
+class ConditionReader(_Thread):
+    """Consumes the private ``conditions`` topic and notes probe activations."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, log: ProbeLog) -> None:
+        super().__init__("condition-reader")
+        self.kafka, self.topic, self.log = kafka, topic, log
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._consume())
+        except BaseException as exc:
+            self.error = exc
+
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            **kafka_clients.connection_options(self.kafka),
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        self.ready.set()
+        try:
+            while not self.stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200)
+                now = time.time()
+                for records in batch.values():
+                    for r in records:
+                        data = json.loads(r.value)
+                        sensor = data["sensors"][0]
+                        if data["state"] == "active" and sensor.startswith("PROBE-"):
+                            self.log.see(self.log.condition, (sensor, _ms(data["ts"])), now)
+        finally:
+            await consumer.stop()
+
+
+class SseReader(_Thread):
+    """Reads the alerting live stream with a bearer token; notes probe alarm activations."""
+
+    def __init__(self, api: str, token: str, log: ProbeLog) -> None:
+        super().__init__("sse-reader")
+        self.api, self.token, self.log = api, token, log
+        self.ready = threading.Event()
+        self.last_id: str | None = None
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._read()
+            except httpx.HTTPError:
+                time.sleep(0.2)  # reconnect and resume after the last id
+            except BaseException as exc:
+                self.error = exc
+                return
+
+    def _read(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if self.last_id:
+            headers["Last-Event-ID"] = self.last_id
+        with httpx.stream("GET", self.api + "/stream", headers=headers, timeout=30) as resp:
+            resp.raise_for_status()
+            self.ready.set()
+            kind = ""
+            for line in resp.iter_lines():
+                if self.stopping.is_set():
+                    return
+                if line.startswith("id: "):
+                    self.last_id = line[4:]
+                elif line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "alarm":
+                    now = time.time()
+                    row = json.loads(line[6:])
+                    sensor = row.get("sensor_id") or ""
+                    if row.get("active") and sensor.startswith("PROBE-") and row["activated_at"]:
+                        self.log.see(self.log.alarm, (sensor, _ms(row["activated_at"])), now)
+
+
+def commit_timestamps_on(database: DatabaseSettings) -> bool:
+    """Whether PostgreSQL records commit times (``track_commit_timestamp``)."""
+    with psycopg.connect(database.conninfo(), autocommit=True) as conn:
+        row = conn.execute("SHOW track_commit_timestamp").fetchone()
+        return bool(row and row[0] == "on")
+
+
+def _probe_rows_sql(exact: bool) -> str:
+    when = "extract(epoch FROM pg_xact_commit_timestamp(xmin))" if exact else "NULL"
+    return (
+        "SELECT sensor_id, (extract(epoch FROM time) * 1000)::bigint, "
+        f"{when}::float8 FROM readings WHERE unit_id = %s AND time >= %s"
+    )
+
+
+def read_commit_times(database: DatabaseSettings, log: ProbeLog, since: float) -> None:
+    """(a) exactly: each probe row's commit time, from the transaction that wrote it."""
+    with psycopg.connect(database.conninfo(), autocommit=True) as conn:
+        rows = conn.execute(
+            _probe_rows_sql(exact=True), (PROBE_UNIT, datetime.fromtimestamp(since).astimezone())
+        ).fetchall()
+    for sensor, ts, committed in rows:
+        if committed is not None:
+            log.see(log.db, (sensor, int(ts)), float(committed))
+
+
+class DbPoller(_Thread):
+    """(a) without commit timestamps: polls the probe rows every ``poll_s``."""
+
+    def __init__(self, database: DatabaseSettings, log: ProbeLog, poll_s: float = 0.02) -> None:
+        super().__init__("db-poller")
+        self.database, self.log, self.poll_s = database, log, poll_s
+
+    def run(self) -> None:
+        try:
+            with psycopg.connect(self.database.conninfo(), autocommit=True) as conn:
+                query = _probe_rows_sql(exact=False)
+                while not self.stopping.is_set():
+                    oldest = self.log.oldest_pending_ms()
+                    if oldest is not None:
+                        since = datetime.fromtimestamp(oldest / 1000).astimezone()
+                        rows = conn.execute(query, (PROBE_UNIT, since)).fetchall()
+                        now = time.time()
+                        for sensor, ts, _ in rows:
+                            self.log.see(self.log.db, (sensor, int(ts)), now)
+                    time.sleep(self.poll_s)
+        except BaseException as exc:
+            self.error = exc
+
+
+def stop_all(threads: Iterable[_Thread]) -> None:
+    for t in threads:
+        t.stop()
+    for t in threads:
+        t.join(10)
+
+
+def first_error(threads: Iterable[_Thread]) -> BaseException | None:
+    return next((t.error for t in threads if t.error is not None), None)

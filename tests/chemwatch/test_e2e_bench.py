@@ -1,0 +1,45 @@
+"""``chemwatch bench e2e`` end to end: one low step on the real stack, every output sane."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chemwatch.e2e import report, runner
+from common.settings import BaseProcessSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(240)
+def test_one_low_step_fills_the_report(stack: BaseProcessSettings, tmp_path: Path) -> None:
+    opts = runner.Options(
+        mode="batch", rates=(1000.0,), step_seconds=4, drain_seconds=30, sensors=(200,),
+        probes=5, probe_rate=10, half_rate=False, out=tmp_path,
+    )  # fmt: skip
+    summary = runner.run(opts, stack)
+    summary["command"] = "test"
+    paths = report.write_all(summary, tmp_path)
+
+    step = json.loads(paths["json"].read_text())["stepped"]["steps"][0]
+    # every reading the generator's ledger lists is in the database, per sensor
+    assert step["published"] == 4000
+    assert step["stored"] == step["published"]
+    assert step["mismatched_sensors"] == step["sensors_lost"] == 0
+    assert step["drain_s"] is not None
+    assert step["e2e_readings_per_s"] > 0
+    # probes went through all three observation points, later than they were published
+    for where in ("db", "condition", "alarm"):
+        lat = step["latency_ms"][where]
+        assert lat["n"] > 0, where
+        assert 0 < lat["p50"] <= lat["p99"] < 60_000, (where, lat)
+    assert step["probes"]["seen_alarm"] == step["probes"]["probe_activations"] > 0
+    assert step["usage"]["detectors-0"]["peak_rss_mb"] > 10
+    assert step["usage"]["ingest-0"]["cpu_cores"] > 0
+    assert "| step | 1,000 |" in paths["report"].read_text()
+    assert paths["rate_latency"].read_bytes()[:4] == b"\x89PNG"
+    assert paths["lag"].stat().st_size > 0
+    # private names are gone again
+    assert summary["stepped"]["errors"] == {"alerting": 0, "detectors-0": 0, "ingest-0": 0}
