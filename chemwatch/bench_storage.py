@@ -2,32 +2,50 @@
 
 Every method runs against the configured PostgreSQL in a private, freshly migrated
 schema (dropped afterwards), one transaction per batch as a detector worker does,
-with batch sizes 1k/10k/100k. Methods (all but ``copy_direct`` ignore duplicates):
+with batch sizes 1k/10k/100k. The data arrive in time order (every sensor, then the
+next 10 s), as the detectors see them. Methods (all but the ``copy_*`` ones ignore
+duplicates; on plain PostgreSQL the ``write_path*`` and ``*_rollups`` ones also
+maintain readings_1m / readings_1h):
 
-- ``write_path``: common.store.write_readings - binary COPY into a temp staging table,
-  stage_remove_stored() (drops rows already stored), then the same COPY straight into
-  readings under a savepoint, plus (plain PostgreSQL) the incremental rollups.
-- ``stage_upsert_rollups``: the exact fallback of the write path - COPY to staging,
-  then INSERT ... ON CONFLICT DO NOTHING RETURNING folded into the rollups.
+- ``write_path``: common.store.write_readings - sort the batch by (sensor, time),
+  binary COPY straight into readings under a savepoint (the unique key rejects a batch
+  with any stored row; the exact staged path then runs), rollups aggregated in numpy
+  and folded in with one COPY + one upsert per rollup table.
+- ``write_path_2x``: the same with two writers (connections, threads) at once, each with
+  half of the sensors, as two detector workers on different Kafka partitions.
+- ``write_path_upsert_rollups``: the write path's direct COPY with every rollup bucket
+  upserted (INSERT ... ON CONFLICT DO UPDATE) instead of COPYing the new ones.
+- ``previous_write_path``: the design before migration 0009, in time order: COPY into a
+  temp stage, stage_remove_stored() (anti-join), the same COPY into readings under a
+  savepoint, rollups by SQL GROUP BY over the stage.
+- ``stage_upsert_rollups``: the exact fallback - COPY to staging, then INSERT ... ON
+  CONFLICT DO NOTHING RETURNING folded into the rollups (ingest_staged_readings()).
 - ``stage_insert``: COPY to staging + INSERT ON CONFLICT DO NOTHING, no rollups.
-- ``stage_merge``: COPY to staging + MERGE ... WHEN NOT MATCHED THEN INSERT.
+- ``stage_merge``: COPY to staging + MERGE ... WHEN NOT MATCHED THEN INSERT, no rollups.
 - ``unnest_insert``: INSERT ... SELECT FROM unnest(<arrays>) ON CONFLICT DO NOTHING.
 - ``executemany``: INSERT ... ON CONFLICT DO NOTHING row by row (psycopg pipelines it);
   the baseline, run on fewer rows because it is slow.
-- ``copy_direct``: binary COPY straight into readings: NO duplicate protection (a
-  replay fails the batch); the ceiling.
+- ``copy_direct``: binary COPY straight into readings in arrival (time) order, no rollups
+  and NO duplicate protection (a replay fails the batch); ``copy_sorted``: the same
+  with the batch sorted by (sensor, time) first. The ceilings.
 - ``write_path_replay``: the write path on a batch already stored (all duplicates).
+
+``--repeat N`` runs N rounds (methods interleaved, so a burst of load elsewhere hits
+all of them) and reports each cell's best round. ``--plot`` writes a bar chart (PNG).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,15 +61,20 @@ from common.settings import BaseProcessSettings
 BATCHES = (1_000, 10_000, 100_000)
 METHODS = (
     "write_path",
+    "write_path_2x",
+    "write_path_upsert_rollups",
+    "previous_write_path",
     "stage_upsert_rollups",
     "stage_insert",
     "stage_merge",
     "unnest_insert",
     "executemany",
     "copy_direct",
+    "copy_sorted",
     "write_path_replay",
 )
-DEDUP = {m: m != "copy_direct" for m in METHODS}
+DEDUP = {m: not m.startswith("copy_") for m in METHODS}
+DEFAULT_PLOT = Path("reports/bench_storage.png")
 COLUMNS = "time, sensor_id, unit_id, value, quality, ingest_time"
 
 
@@ -66,7 +89,15 @@ def add_parser(areas: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--sensors", type=int, default=1_000)
     p.add_argument("--batch", type=int, action="append", help="batch size (repeatable)")
     p.add_argument("--method", choices=METHODS, action="append", help="method (repeatable)")
+    p.add_argument("--repeat", type=int, default=1, help="rounds; each cell reports its best")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=DEFAULT_PLOT,
+        help=f"bar chart of rows/s per method and batch size (PNG; default {DEFAULT_PLOT})",
+    )
+    p.add_argument("--no-plot", action="store_true", help="do not write the chart")
     p.set_defaults(func=run)
 
 
@@ -87,18 +118,31 @@ class Data:
         self.quality = np.zeros(n_rows, np.int16)
 
     def slice(self, lo: int, hi: int) -> dict[str, Any]:
-        sensors, codes = np.unique(self.sensor[lo:hi], return_inverse=True)
-        units, ucodes = np.unique(self.unit[lo:hi], return_inverse=True)
+        """Rows lo..hi as write_readings() takes them."""
+        return self.take(np.arange(lo, hi))
+
+    def take(self, rows: np.ndarray) -> dict[str, Any]:
+        """The given rows as write_readings() takes them."""
+        sensors, codes = np.unique(self.sensor[rows], return_inverse=True)
+        units, ucodes = np.unique(self.unit[rows], return_inverse=True)
         return {
             "sensor_ids": [self.sensor_ids[i] for i in sensors],
             "sensor_code": codes,
             "unit_ids": [self.unit_ids[i] for i in units],
             "unit_code": ucodes,
-            "ts_ns": self.ts[lo:hi],
-            "ingest_ns": self.ingest[lo:hi],
-            "value": self.value[lo:hi],
-            "quality": self.quality[lo:hi],
+            "ts_ns": self.ts[rows],
+            "ingest_ns": self.ingest[rows],
+            "value": self.value[rows],
+            "quality": self.quality[rows],
         }
+
+    def halves(self, n_rows: int, batch: int) -> list[list[dict[str, Any]]]:
+        """Two writers' batches: the first n_rows split by sensor parity, in time order."""
+        rows = np.arange(n_rows)
+        return [
+            [self.take(part[lo : lo + batch]) for lo in range(0, len(part), batch)]
+            for part in (rows[self.sensor[rows] % 2 == k] for k in (0, 1))
+        ]
 
 
 def _payload(b: dict[str, Any]) -> bytes:
@@ -130,6 +174,39 @@ def _stage(cur: psycopg.Cursor[Any], b: dict[str, Any]) -> None:
 
 def write_path(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
     store.write_readings(conn, **b)
+
+
+def write_path_upsert_rollups(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
+    """The direct path (fresh rows only) with all rollup buckets upserted."""
+    b = _key_sorted(b)
+    sensor, unit = np.asarray(b["sensor_code"], np.int64), np.asarray(b["unit_code"], np.int64)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT ensure_time_partitions(to_timestamp(%s), to_timestamp(%s))",
+            (int(b["ts_ns"].min()) / 1e9, int(b["ts_ns"].max()) / 1e9),
+        )
+        _copy(cur, "readings", _payload(b))
+        store.fold_rollups(
+            cur, b["sensor_ids"], sensor, b["unit_ids"], unit, b["ts_ns"], b["value"],
+            copy_new=False,
+        )  # fmt: skip
+
+
+def previous_write_path(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
+    """The write path before 0009 (kept in the database as the 0007 functions)."""
+    payload = _payload(b)
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS readings_stage (LIKE readings INCLUDING DEFAULTS)"
+            " ON COMMIT DELETE ROWS"
+        )
+        _copy(cur, "readings_stage", payload)
+        row = cur.execute("SELECT stage_remove_stored()").fetchone()
+        if row is None or row[0] != 0:
+            raise RuntimeError("previous_write_path: the bench writes fresh rows only")
+        _copy(cur, "readings", payload)
+        cur.execute("SELECT rollup_staged_readings()")
+        cur.execute("TRUNCATE readings_stage")
 
 
 def stage_upsert_rollups(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
@@ -200,20 +277,39 @@ def copy_direct(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
         _copy(cur, "readings", _payload(b))
 
 
+def copy_sorted(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
+    copy_direct(conn, _key_sorted(b))
+
+
+def _key_sorted(b: dict[str, Any]) -> dict[str, Any]:
+    order = np.lexsort((b["ts_ns"], b["sensor_code"]))
+    per_row = ("sensor_code", "unit_code", "ts_ns", "ingest_ns", "value", "quality")
+    return {k: (v[order] if k in per_row else v) for k, v in b.items()}
+
+
 WRITERS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any]], None]] = {
     "write_path": write_path,
+    "write_path_2x": write_path,
+    "write_path_upsert_rollups": write_path_upsert_rollups,
+    "previous_write_path": previous_write_path,
     "stage_upsert_rollups": stage_upsert_rollups,
     "stage_insert": stage_insert,
     "stage_merge": stage_merge,
     "unnest_insert": unnest_insert,
     "executemany": executemany,
     "copy_direct": copy_direct,
+    "copy_sorted": copy_sorted,
     "write_path_replay": write_path,
 }
 
 
 def measure(
-    conn: psycopg.Connection[Any], method: str, batch: int, data: Data, n_rows: int
+    conn: psycopg.Connection[Any],
+    method: str,
+    batch: int,
+    data: Data,
+    n_rows: int,
+    conninfo: str,
 ) -> dict[str, Any]:
     """Write ``n_rows`` in batches (one transaction each) into empty tables; rows/s."""
     conn.execute("TRUNCATE readings")
@@ -221,17 +317,20 @@ def measure(
         conn.execute("TRUNCATE readings_1m, readings_1h")
     writer = WRITERS[method]
     n_rows = max(batch, n_rows - n_rows % batch)
-    slices = [data.slice(lo, lo + batch) for lo in range(0, n_rows, batch)]
-    if method == "write_path_replay":  # store once, time the replay
+    if method == "write_path_2x":
+        elapsed = _two_writers(conninfo, data.halves(n_rows, batch))
+    else:
+        slices = [data.slice(lo, lo + batch) for lo in range(0, n_rows, batch)]
+        if method == "write_path_replay":  # store once, time the replay
+            for b in slices:
+                with conn.transaction():
+                    writer(conn, b)
+        elapsed = 0.0
         for b in slices:
+            started = time.perf_counter()
             with conn.transaction():
                 writer(conn, b)
-    elapsed = 0.0
-    for b in slices:
-        started = time.perf_counter()
-        with conn.transaction():
-            writer(conn, b)
-        elapsed += time.perf_counter() - started
+            elapsed += time.perf_counter() - started
     stored = conn.execute("SELECT count(*) FROM readings").fetchone()
     if stored is None or stored[0] != n_rows:
         raise RuntimeError(f"{method}: {stored} rows stored, expected {n_rows}")
@@ -242,7 +341,43 @@ def measure(
         "seconds": round(elapsed, 4),
         "rows_per_s": round(n_rows / elapsed),
         "dedup": DEDUP[method],
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def _two_writers(conninfo: str, parts: list[list[dict[str, Any]]]) -> float:
+    """Wall-clock seconds for two connections writing their batches concurrently."""
+    conns = [psycopg.connect(conninfo, autocommit=True) for _ in parts]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(parts) + 1)
+
+    def work(conn: psycopg.Connection[Any], batches: list[dict[str, Any]]) -> None:
+        start.wait()
+        try:
+            for b in batches:
+                with conn.transaction():
+                    store.write_readings(conn, **b)
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(c, p), daemon=True)
+        for c, p in zip(conns, parts, strict=True)
+    ]
+    try:
+        for t in threads:
+            t.start()
+        start.wait()
+        started = time.perf_counter()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        for c in conns:
+            c.close()
+    if errors:
+        raise RuntimeError(f"write_path_2x: {errors[0]!r}") from errors[0]
+    return elapsed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -253,30 +388,47 @@ def run(args: argparse.Namespace) -> int:
         batches = args.batch or list(BATCHES)
         methods = args.method or list(METHODS)
         data = Data(max(args.rows, *batches), args.sensors)
-        results = []
+        best: dict[tuple[str, int], dict[str, Any]] = {}
+        load_before = round(os.getloadavg()[0], 2)
         migrate(database)
         try:
             with psycopg.connect(database.conninfo(), autocommit=True) as conn:
                 flavour = flavour_of(conn)
                 version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-                for method in methods:
-                    for batch in batches:
-                        rows = args.baseline_rows if method == "executemany" else args.rows
-                        print(f"  {method} batch {batch} ...", file=sys.stderr, flush=True)
-                        results.append(measure(conn, method, batch, data, rows))
+                for round_ in range(1, max(1, args.repeat) + 1):
+                    for method in methods:
+                        for batch in batches:
+                            rows = args.baseline_rows if method == "executemany" else args.rows
+                            print(
+                                f"  round {round_}/{args.repeat}: {method} batch {batch} ...",
+                                file=sys.stderr,
+                                flush=True,
+                            )
+                            r = measure(conn, method, batch, data, rows, database.conninfo())
+                            old = best.get((method, batch))
+                            if old is None or r["rows_per_s"] > old["rows_per_s"]:
+                                best[(method, batch)] = r
         finally:
             with psycopg.connect(settings.database.conninfo(), autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        results = [best[(m, b)] for m in methods for b in batches]
         summary = {
             "flavour": flavour,
             "server_version": version,
             "sensors": args.sensors,
+            "repeat": max(1, args.repeat),
+            "load_average_1m": {"before": load_before, "after": round(os.getloadavg()[0], 2)},
             "results": results,
-            "best_dedup_rows_per_s": max(r["rows_per_s"] for r in results if r["dedup"]),
+            "best_dedup_rows_per_s": max(
+                (r["rows_per_s"] for r in results if r["dedup"]), default=0
+            ),
             "write_path_rows_per_s": {
                 r["batch"]: r["rows_per_s"] for r in results if r["method"] == "write_path"
             },
         }
+        if not args.no_plot:
+            summary["plot"] = str(plot(summary, batches, methods, args.plot))
+            print(f"  chart: {summary['plot']}", file=sys.stderr, flush=True)
         if args.json:
             print(json.dumps(summary))
         else:
@@ -287,9 +439,47 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(summary: dict[str, Any], batches: list[int], methods: list[str]) -> None:
-    print(f"readings write throughput, rows/s ({summary['flavour']} {summary['server_version']})")
-    print(f"{'method':<20}{'dedup':>6}" + "".join(f"{b:>12,}" for b in batches))
+    load = summary["load_average_1m"]
+    print(
+        f"readings write throughput, rows/s ({summary['flavour']} {summary['server_version']};"
+        f" best of {summary['repeat']}; load average {load['before']} -> {load['after']})"
+    )
+    print(f"{'method':<28}{'dedup':>6}" + "".join(f"{b:>12,}" for b in batches))
     by = {(r["method"], r["batch"]): r["rows_per_s"] for r in summary["results"]}
     for m in methods:
         cells = "".join(f"{by.get((m, b), 0):>12,}" for b in batches)
-        print(f"{m:<20}{'yes' if DEDUP[m] else 'NO':>6}{cells}")
+        print(f"{m:<28}{'yes' if DEDUP[m] else 'NO':>6}{cells}")
+
+
+def plot(summary: dict[str, Any], batches: list[int], methods: list[str], path: Path) -> Path:
+    """A grouped bar chart (rows/s per method, one bar per batch size) as PNG."""
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = {(r["method"], r["batch"]): r["rows_per_s"] for r in summary["results"]}
+    width = 0.8 / len(batches)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(methods) + 2), 4.5))
+    x = np.arange(len(methods))
+    for k, b in enumerate(batches):
+        ax.bar(x + k * width, [by.get((m, b), 0) for m in methods], width, label=f"batch {b:,}")
+    ax.axhline(300_000, color="black", linestyle="--", linewidth=1, label="goal 300k rows/s")
+    ax.set_xticks(x + width * (len(batches) - 1) / 2)
+    ax.set_xticklabels(
+        [m if DEDUP[m] else f"{m}\n(no dedup)" for m in methods], rotation=30, ha="right"
+    )
+    ax.set_ylabel("rows/s")
+    load = summary["load_average_1m"]
+    ax.set_title(
+        f"readings write throughput ({summary['flavour']} {summary['server_version'].split()[0]},"
+        f" best of {summary['repeat']}, load {load['before']}-{load['after']})",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v / 1000:.0f}k"))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

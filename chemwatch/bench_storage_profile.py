@@ -16,6 +16,7 @@ import json
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from chemwatch.bench_storage import COLUMNS, Data, _payload
+from common import store
 from common.migrate import flavour_of, migrate
 from common.settings import BaseProcessSettings, load_settings
 
@@ -31,6 +33,10 @@ def _lsn(cur: psycopg.Cursor[Any]) -> int:
     row = cur.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _utc(ns: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
 
 
 def _copy(cur: psycopg.Cursor[Any], table: str, payload: bytes) -> None:
@@ -57,31 +63,49 @@ class Steps:
 def profile_write_path(
     conn: psycopg.Connection[Any], data: Data, batch: int, n: int
 ) -> dict[str, Any]:
-    """The write path's steps (the fast path: no replays), n batches."""
+    """The write path's steps (the direct path: no replays), n batches.
+
+    Mirrors common.store.write_readings step by step (its private helpers), so that
+    each round trip is timed on its own.
+    """
     steps = Steps()
     with conn.cursor() as cur:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS readings_stage (LIKE readings INCLUDING DEFAULTS)"
-        )
         for k in range(n):
             b = data.slice(k * batch, (k + 1) * batch)
             started = time.perf_counter()
+            b = _sorted(b)
             payload = _payload(b)
-            steps.seconds["payload build (Python)"] = (
-                steps.seconds.get("payload build (Python)", 0.0) + time.perf_counter() - started
+            steps.seconds["sort + payload build (Python)"] = (
+                steps.seconds.get("sort + payload build (Python)", 0.0)
+                + time.perf_counter()
+                - started
             )
             cur.execute("BEGIN")
-            steps.run(cur, "COPY into stage", lambda p=payload: _copy(cur, "readings_stage", p))
-            steps.run(
-                cur, "stage_remove_stored()", lambda: cur.execute("SELECT stage_remove_stored()")
-            )
-            steps.run(cur, "COPY into readings", lambda p=payload: _copy(cur, "readings", p))
+            lo, hi = int(b["ts_ns"].min()), int(b["ts_ns"].max())
             steps.run(
                 cur,
-                "rollup_staged_readings()",
-                lambda: cur.execute("SELECT rollup_staged_readings()"),
+                "ensure_time_partitions()",
+                lambda lo=lo, hi=hi: cur.execute(
+                    "SELECT ensure_time_partitions(%s, %s), rollups_by_writer()",
+                    (_utc(lo), _utc(hi)),
+                ),
             )
-            steps.run(cur, "TRUNCATE stage", lambda: cur.execute("TRUNCATE readings_stage"))
+            steps.run(cur, "SAVEPOINT", lambda: cur.execute("SAVEPOINT direct"))
+            steps.run(cur, "COPY into readings", lambda p=payload: _copy(cur, "readings", p))
+            steps.run(cur, "RELEASE", lambda: cur.execute("RELEASE direct"))
+            steps.run(
+                cur,
+                "rollups: numpy + COPY + fold_staged_rollups()",
+                lambda b=b: store.fold_rollups(
+                    cur,
+                    b["sensor_ids"],
+                    np.asarray(b["sensor_code"], np.int64),
+                    b["unit_ids"],
+                    np.asarray(b["unit_code"], np.int64),
+                    b["ts_ns"],
+                    b["value"],
+                ),
+            )
             steps.run(cur, "COMMIT", lambda: cur.execute("COMMIT"))
     rows = batch * n
     total = sum(steps.seconds.values())
@@ -108,7 +132,7 @@ def _sorted(b: dict[str, Any]) -> dict[str, Any]:
 
 
 VARIANTS = {
-    "readings (partitioned, primary key, BRIN)": None,
+    "readings (partitioned, primary key, BRIN), time order": None,
     "readings, batch sorted by (sensor, time)": None,
     "partitioned like readings, no indexes": (
         "CREATE TABLE v_noidx (LIKE readings) PARTITION BY RANGE (time);"

@@ -1,8 +1,14 @@
 """Build PostgreSQL binary COPY payloads from numpy columns without a loop per row.
 
-Fixed-width columns are written with one vectorised scatter each; text columns are
-dictionary-encoded (a code per row plus the distinct strings), so the only Python loop
-runs over distinct strings (sensor ids), never over rows.
+Text columns are dictionary-encoded (a code per row plus the distinct strings). Rows
+are grouped by their field widths (text length, NULL or not): within a group every
+field sits at the same offset, so a group is one 2-D byte block filled column by
+column with slice assignments and gathers. Loops run over groups and distinct
+strings (a handful, and the sensor ids), never over rows.
+
+Row order: rows are written group by group, in the given order within a group. For the
+usual batch (ids of one length, few NULLs) that is the given order; COPY's result
+does not depend on it.
 """
 
 from __future__ import annotations
@@ -52,61 +58,76 @@ def build(columns: list[Column], n_rows: int) -> bytes:
     """The complete binary COPY payload (header, rows, trailer)."""
     if n_rows == 0:
         return HEADER + TRAILER
-    widths = np.zeros((len(columns), n_rows), np.int64)  # bytes of each field incl. length
-    encoded: list[list[bytes]] = []
+    widths = np.empty((len(columns), n_rows), np.int64)  # bytes of each field incl. length
     for c, col in enumerate(columns):
         if isinstance(col, Fixed):
             size = np.dtype(col.dtype).itemsize
             widths[c] = 4 + (size if col.null is None else np.where(col.null, 0, size))
-            encoded.append([])
         else:
-            raw = [s.encode() for s in col.strings]
-            lengths = np.array([len(b) for b in raw], np.int64)
+            lengths = np.array([len(s.encode()) for s in col.strings], np.int64)
             widths[c] = 4 + lengths[col.codes]
-            encoded.append(raw)
-    row_len = 2 + widths.sum(axis=0)
-    row_start = np.concatenate(([0], np.cumsum(row_len)[:-1]))
-    buf = np.zeros(int(row_len.sum()), np.uint8)
+    order, starts = _groups(widths)
     field_count = np.array([len(columns)], ">i2").view(np.uint8)
-    _scatter(buf, row_start, np.broadcast_to(field_count, (n_rows, 2)))
-    offset = row_start + 2
-    for c, col in enumerate(columns):
-        if isinstance(col, Fixed):
-            _write_fixed(buf, offset, col, n_rows)
-        else:
-            _write_text(buf, offset, col, encoded[c])
-        offset = offset + widths[c]
-    return HEADER + buf.tobytes() + TRAILER
+    tables: dict[tuple[int, int], np.ndarray] = {}
+    parts = [HEADER]
+    for g in range(len(starts) - 1):
+        rows = order[starts[g] : starts[g + 1]]
+        w = widths[:, rows[0]]
+        block = np.empty((len(rows), 2 + int(w.sum())), np.uint8)
+        block[:, :2] = field_count
+        offset = 2
+        for c, col in enumerate(columns):
+            field = block[:, offset : offset + int(w[c])]
+            if isinstance(col, Fixed):
+                _fill_fixed(field, col, rows)
+            else:
+                _fill_text(field, col, rows, c, tables)
+            offset += int(w[c])
+        parts.append(block.tobytes())
+    parts.append(TRAILER)
+    return b"".join(parts)
 
 
-def _scatter(buf: np.ndarray, starts: np.ndarray, rows: np.ndarray) -> None:
-    """Write row ``i`` of ``rows`` at ``buf[starts[i]:]``."""
-    width = rows.shape[1]
-    if width:
-        buf[starts[:, None] + np.arange(width)] = rows
+def _groups(widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in a stable order by width group, and the group boundaries in that order."""
+    varying = widths[(widths != widths[:, :1]).any(axis=1)]
+    n = widths.shape[1]
+    if len(varying) == 0:
+        return np.arange(n), np.array([0, n])
+    _, group = np.unique(varying, axis=1, return_inverse=True)
+    group = group.reshape(-1)
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    return order, np.concatenate(([0], bounds, [n]))
 
 
-def _write_fixed(buf: np.ndarray, offset: np.ndarray, col: Fixed, n_rows: int) -> None:
-    size = np.dtype(col.dtype).itemsize
-    rec = np.empty(n_rows, dtype=[("len", ">i4"), ("val", col.dtype)])
-    rec["len"] = size
-    rec["val"] = col.values
-    rows = rec.view(np.uint8).reshape(n_rows, 4 + size)
-    if col.null is None or not col.null.any():
-        _scatter(buf, offset, rows)
+def _fill_fixed(field: np.ndarray, col: Fixed, rows: np.ndarray) -> None:
+    if field.shape[1] == 4:  # NULL in this group
+        field[:] = np.array([-1], ">i4").view(np.uint8)
         return
-    keep = ~col.null
-    _scatter(buf, offset[keep], rows[keep])
-    minus_one = np.array([-1], ">i4").view(np.uint8)
-    _scatter(buf, offset[col.null], np.broadcast_to(minus_one, (int(col.null.sum()), 4)))
+    size = np.dtype(col.dtype).itemsize
+    field[:, :4] = np.array([size], ">i4").view(np.uint8)
+    values = np.ascontiguousarray(np.asarray(col.values)[rows], dtype=col.dtype)
+    field[:, 4:] = values.view(np.uint8).reshape(len(rows), size)
 
 
-def _write_text(buf: np.ndarray, offset: np.ndarray, col: Text, raw: list[bytes]) -> None:
-    order = np.argsort(col.codes, kind="stable")
-    bounds = np.searchsorted(col.codes[order], np.arange(len(raw) + 1))
-    for code, data in enumerate(raw):  # one iteration per distinct string, not per row
-        rows = order[bounds[code] : bounds[code + 1]]
-        if len(rows) == 0:
-            continue
-        field = np.frombuffer(np.array([len(data)], ">i4").tobytes() + data, np.uint8)
-        _scatter(buf, offset[rows], np.broadcast_to(field, (len(rows), len(field))))
+def _fill_text(
+    field: np.ndarray,
+    col: Text,
+    rows: np.ndarray,
+    c: int,
+    tables: dict[tuple[int, int], np.ndarray],
+) -> None:
+    length = field.shape[1] - 4
+    field[:, :4] = np.array([length], ">i4").view(np.uint8)
+    if length == 0:
+        return
+    table = tables.get((c, length))
+    if table is None:  # the strings of this byte length, one row per code
+        table = np.zeros((len(col.strings), length), np.uint8)
+        for code, s in enumerate(col.strings):
+            data = s.encode()
+            if len(data) == length:
+                table[code] = np.frombuffer(data, np.uint8)
+        tables[(c, length)] = table
+    field[:, 4:] = table[np.asarray(col.codes)[rows]]

@@ -1,29 +1,42 @@
 """Writes of the detector workers: readings, anomalies, offsets and state, in one transaction.
 
-Readings: a batch is written with binary COPY into a temp staging table;
-``stage_remove_stored()`` (migration 0007) drops the rows already stored (replays).
-When none were, the same COPY payload goes straight into ``readings`` under a
-savepoint (COPY's multi-row insert is several times faster than INSERT ... SELECT)
-and ``rollup_staged_readings()`` folds the batch into ``readings_1m`` / ``readings_1h``
-(plain PostgreSQL; TimescaleDB's continuous aggregates do that there). Otherwise, or
-when the unique key rejects the COPY (a concurrent writer, a batch with a key twice),
-``ingest_staged_readings()`` runs ``INSERT ... ON CONFLICT DO NOTHING`` and rolls up
-exactly the rows it inserted. Either way a replay adds nothing and counts nothing.
+Readings (``write_readings``): the batch is sorted by (sensor, time), the primary key's
+order, so consecutive index insertions land on the same leaf pages. Its binary COPY
+payload goes straight into ``readings`` under a savepoint; if that succeeds, every row
+was new, and the batch's per-minute and per-hour aggregates, computed here in numpy
+(common/rollups.py), are COPYed into a temp table and folded into ``readings_1m`` /
+``readings_1h`` by ``fold_staged_rollups()`` (migration 0009; plain PostgreSQL only,
+TimescaleDB's continuous aggregates do that there). When the unique key rejects the
+COPY (a replay, a key twice in the batch, a concurrent writer), the savepoint is rolled
+back and the exact path runs: COPY into the temp table ``readings_stage``,
+``stage_remove_stored()`` drops the rows already stored, and ``ingest_staged_readings()``
+inserts the rest with ``ON CONFLICT DO NOTHING`` and rolls up exactly the rows it
+inserted. Either way a replay adds nothing and counts nothing, and everything happens
+in the caller's transaction.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
 
-from common import pgcopy
+from common import pgcopy, rollups
 from common.conditions import ConditionEvent
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STAGE = "readings_stage"
+_ROLLUP_STAGE = "rollups_stage"
+_WIDTHS = (rollups.MINUTE_NS, rollups.HOUR_NS)
+_READING_COLUMNS = "time, sensor_id, unit_id, value, quality, ingest_time"
+_ROLLUP_COLUMNS = (
+    "hourly, bucket, sensor_id, unit_id, samples, value_sum, value_min, value_max,"
+    " value_last, last_time"
+)
 
 # The database cannot do our work right now but may again later: the connection or the
 # server went away, the disk is full (both OperationalError), or the server was switched
@@ -49,45 +62,193 @@ def write_readings(
     n = len(ts_ns)
     if n == 0:
         return 0
-    conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-        "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
+    sensor_code = np.asarray(sensor_code, np.int64)
+    unit_code = np.asarray(unit_code, np.int64)
+    ts_ns = np.asarray(ts_ns, np.int64)
+    value = np.asarray(value, np.float64)
+    ingest_ns = np.asarray(ingest_ns, np.int64)
+    quality = np.asarray(quality, np.int16)
+    if not rollups.is_key_sorted(sensor_code, ts_ns):
+        order = np.lexsort((ts_ns, sensor_code))
+        sensor_code, unit_code, ts_ns = sensor_code[order], unit_code[order], ts_ns[order]
+        value, ingest_ns, quality = value[order], ingest_ns[order], quality[order]
     payload = pgcopy.build(
         [
             pgcopy.timestamptz(ts_ns),
             pgcopy.Text(sensor_code, sensor_ids),
             pgcopy.Text(unit_code, unit_ids),
             pgcopy.float8(value),
-            pgcopy.Fixed(np.asarray(quality, np.int16), ">i2"),
+            pgcopy.Fixed(quality, ">i2"),
             pgcopy.timestamptz(ingest_ns),
         ],
         n,
     )
     with conn.cursor() as cur:
-        _copy(cur, _STAGE, payload)
-        row = cur.execute("SELECT stage_remove_stored()").fetchone()
-        if row is not None and row[0] == 0:
-            try:
-                with conn.transaction():  # a savepoint inside the caller's transaction
-                    _copy(cur, "readings", payload)
-            except psycopg.errors.UniqueViolation:
-                pass  # stored meanwhile by another writer, or a key twice in the batch
-            else:
-                cur.execute("SELECT rollup_staged_readings()")
-                cur.execute(f"TRUNCATE {_STAGE}")
-                return n
+        row = cur.execute(
+            "SELECT ensure_time_partitions(%s, %s), rollups_by_writer()",
+            (_utc(int(ts_ns.min())), _utc(int(ts_ns.max()))),
+        ).fetchone()
+        by_writer = bool(row and row[1])
+        try:
+            with conn.transaction():  # a savepoint inside the caller's transaction
+                _copy(cur, "readings", payload)
+        except psycopg.errors.UniqueViolation:
+            pass  # some rows are stored already (replay, concurrent writer) or twice here
+        else:
+            if by_writer:
+                fold_rollups(cur, sensor_ids, sensor_code, unit_ids, unit_code, ts_ns, value)
+            return n
+        return _write_staged(cur, payload, n)
+
+
+def _write_staged(cur: psycopg.Cursor[Any], payload: bytes, n: int) -> int:
+    """The exact path: stage, drop what is stored, insert the rest ON CONFLICT DO NOTHING."""
+    cur.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
+        "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    _copy(cur, _STAGE, payload)
+    row = cur.execute("SELECT stage_remove_stored()").fetchone()
+    inserted = 0
+    if row is None or int(row[0]) < n:
         row = cur.execute("SELECT ingest_staged_readings()").fetchone()
         inserted = int(row[0]) if row else 0
-        cur.execute(f"TRUNCATE {_STAGE}")
+    cur.execute(f"TRUNCATE {_STAGE}")
     return inserted
 
 
+def fold_rollups(
+    cur: psycopg.Cursor[Any],
+    sensor_ids: list[str],
+    sensor_code: np.ndarray,
+    unit_ids: list[str],
+    unit_code: np.ndarray,
+    ts_ns: np.ndarray,
+    value: np.ndarray,
+    *,
+    copy_new: bool = True,
+) -> None:
+    """Fold a batch just inserted, sorted by (sensor, time), into readings_1m / readings_1h.
+
+    Plain PostgreSQL only (``rollups_by_writer()``); in the caller's transaction.
+    Buckets the tables do not have yet are COPYed straight in (under a savepoint: if a
+    concurrent writer made one meanwhile, every bucket is upserted instead); the others
+    are merged by ``fold_staged_rollups()``. ``copy_new=False`` upserts every bucket
+    (the simpler variant, kept for ``chemwatch bench storage``).
+    """
+    unit_rank = np.empty(len(unit_ids), np.int64)
+    unit_rank[np.argsort(np.array(unit_ids, dtype=object))] = np.arange(len(unit_ids))
+    levels = (
+        rollups.fold(sensor_code, unit_code, unit_rank, ts_ns, value, rollups.MINUTE_NS),
+        rollups.fold(sensor_code, unit_code, unit_rank, ts_ns, value, rollups.HOUR_NS),
+    )
+    upsert = [np.ones(len(b.bucket_ns), bool) for b in levels]
+    if copy_new:
+        stored = _stored_buckets(cur, sensor_ids, levels)
+        try:
+            with cur.connection.transaction():
+                for table, b, old in zip(
+                    ("readings_1m", "readings_1h"), levels, stored, strict=True
+                ):
+                    if not old.all():
+                        payload = _rollup_payload(b, ~old, sensor_ids, unit_ids, None)
+                        with cur.copy(
+                            f"COPY {table} ({_ROLLUP_COLUMNS.split(', ', 1)[1]})"
+                            " FROM STDIN (FORMAT BINARY)"
+                        ) as copy:
+                            copy.write(payload)
+        except psycopg.errors.UniqueViolation:
+            pass  # a concurrent writer made some of these buckets: upsert them all
+        else:
+            upsert = stored
+    if not any(u.any() for u in upsert):
+        return
+    payload = b"".join(
+        [pgcopy.HEADER]
+        + [
+            _rollup_payload(b, mask, sensor_ids, unit_ids, hourly)[
+                len(pgcopy.HEADER) : -len(pgcopy.TRAILER)
+            ]
+            for hourly, b, mask in zip((False, True), levels, upsert, strict=True)
+        ]
+        + [pgcopy.TRAILER]
+    )
+    cur.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_ROLLUP_STAGE} (hourly boolean NOT NULL,"
+        " bucket timestamptz NOT NULL, sensor_id text NOT NULL, unit_id text NOT NULL,"
+        " samples bigint NOT NULL, value_sum double precision, value_min double precision,"
+        " value_max double precision, value_last double precision,"
+        " last_time timestamptz NOT NULL) ON COMMIT DELETE ROWS"
+    )
+    with cur.copy(f"COPY {_ROLLUP_STAGE} ({_ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(payload)
+    cur.execute("SELECT fold_staged_rollups()")  # also empties the stage
+
+
+def _stored_buckets(
+    cur: psycopg.Cursor[Any], sensor_ids: list[str], levels: tuple[rollups.Buckets, ...]
+) -> list[np.ndarray]:
+    """Per level (1 minute, 1 hour): which of the buckets the rollup table already has."""
+    m, h = levels
+    rows = cur.execute(
+        "SELECT hourly, codes, buckets FROM stored_rollup_buckets(%s, %s, %s, %s, %s)",
+        (
+            sensor_ids,
+            _utc(int(m.bucket_ns.min())),
+            _utc(int(m.bucket_ns.max())),
+            _utc(int(h.bucket_ns.min())),
+            _utc(int(h.bucket_ns.max())),
+        ),
+    ).fetchall()
+    found = {bool(hourly): (codes or [], buckets or []) for hourly, codes, buckets in rows}
+    masks = []
+    for hourly, b, width in zip((False, True), levels, _WIDTHS, strict=True):
+        codes, seconds = found.get(hourly, ([], []))
+        if not codes:
+            masks.append(np.zeros(len(b.bucket_ns), bool))
+            continue
+        first = int(b.bucket_ns.min())
+        span = (int(b.bucket_ns.max()) - first) // width + 1  # buckets
+        key = b.sensor * span + (b.bucket_ns - first) // width
+        stored_ns = np.asarray(seconds, np.int64) * 1_000_000_000
+        old = np.asarray(codes, np.int64) * span + (stored_ns - first) // width
+        masks.append(np.isin(key, old))
+    return masks
+
+
+def _rollup_payload(
+    b: rollups.Buckets,
+    rows: np.ndarray,
+    sensor_ids: list[str],
+    unit_ids: list[str],
+    hourly: bool | None,
+) -> bytes:
+    """COPY payload of the selected buckets; with an ``hourly`` column unless None."""
+    n = int(rows.sum())
+    cols: list[pgcopy.Column] = (
+        [] if hourly is None else [pgcopy.Fixed(np.full(n, hourly, np.uint8), ">u1")]
+    )
+    cols += [
+        pgcopy.timestamptz(b.bucket_ns[rows]),
+        pgcopy.Text(b.sensor[rows], sensor_ids),
+        pgcopy.Text(b.unit[rows], unit_ids),
+        pgcopy.Fixed(b.samples[rows], ">i8"),
+        pgcopy.float8(b.value_sum[rows]),
+        pgcopy.float8(b.value_min[rows]),
+        pgcopy.float8(b.value_max[rows]),
+        pgcopy.float8(b.value_last[rows]),
+        pgcopy.timestamptz(b.last_ns[rows]),
+    ]
+    return pgcopy.build(cols, n)
+
+
+def _utc(ns: int) -> datetime:
+    """Epoch nanoseconds as an aware datetime (microseconds, as PostgreSQL keeps)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
 def _copy(cur: psycopg.Cursor[Any], table: str, payload: bytes) -> None:
-    with cur.copy(
-        f"COPY {table} (time, sensor_id, unit_id, value, quality, ingest_time)"
-        " FROM STDIN (FORMAT BINARY)"
-    ) as copy:
+    with cur.copy(f"COPY {table} ({_READING_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(payload)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,10 +30,11 @@ def chemwatch(isolation: Isolation, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_bench_storage_measures_every_method(isolation: Isolation) -> None:
+def test_bench_storage_measures_every_method(isolation: Isolation, tmp_path: Path) -> None:
+    chart = tmp_path / "storage.png"
     out = chemwatch(
         isolation, "bench", "storage", "--rows", "3000", "--baseline-rows", "1000",
-        "--batch", "1000", "--sensors", "50",
+        "--batch", "1000", "--sensors", "50", "--plot", str(chart),
     )  # fmt: skip
     assert [r["method"] for r in out["results"]] == list(bench_storage.METHODS)
     for r in out["results"]:
@@ -40,6 +42,8 @@ def test_bench_storage_measures_every_method(isolation: Isolation) -> None:
         assert r["rows"] == (1000 if r["method"] == "executemany" else 3000)
     assert out["write_path_rows_per_s"][str(1000)] > 0
     assert out["flavour"] == "postgres"
+    assert out["plot"] == str(chart)
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bench_dashboards_runs_every_sql_query(isolation: Isolation) -> None:

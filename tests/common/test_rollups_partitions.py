@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -224,3 +225,61 @@ def test_a_batch_with_a_key_twice_falls_back_to_the_exact_path(db: psycopg.Conne
         )
     assert inserted == 350
     assert_rollups_match_raw(db)
+
+
+def test_a_shuffled_batch_and_its_shuffled_replay_are_stored_once(
+    db: psycopg.Connection,
+) -> None:
+    start = (time.time_ns() // (3600 * NS) - 2) * 3600 * NS
+    ts, values, codes = batch(start, 3000, seed=8)
+    rng = np.random.default_rng(9)
+    first = rng.permutation(2000)  # arrival order is not key order: the write path sorts
+    assert write(db, ts[first], values[first], codes[first]) == 2000
+    assert_rollups_match_raw(db)
+    every = rng.permutation(3000)  # a shuffled replay of all of it plus 1000 new rows
+    assert write(db, ts[every], values[every], codes[every]) == 1000
+    assert write(db, ts[every[::-1]], values[every[::-1]], codes[every[::-1]]) == 0
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 3000
+    assert_rollups_match_raw(db)
+
+
+def test_concurrent_writers_in_the_same_buckets_keep_rollups_exact(
+    stack: BaseProcessSettings, isolation: Isolation, db: psycopg.Connection
+) -> None:
+    """Writer B finds no stored bucket, but A (not yet committed) is making them: B's
+    COPY into the rollup tables waits for A, hits the unique key, and upserts instead."""
+    start = (time.time_ns() // (3600 * NS) - 1) * 3600 * NS
+    ts, values, codes = batch(start, 800, seed=10)
+    tick = np.arange(800) // 4 % 2  # the same sensors and buckets, alternate times
+    a_rows, b_rows = np.flatnonzero(tick == 0), np.flatnonzero(tick == 1)
+    with psycopg.connect(database(stack, isolation).conninfo(), autocommit=True) as other:
+        with db.transaction():
+            assert write_rows(db, ts, values, codes, a_rows) == 400
+            done: list[int] = []
+            writer_b = threading.Thread(
+                target=lambda: done.append(write(other, ts[b_rows], values[b_rows], codes[b_rows]))
+            )
+            writer_b.start()
+            writer_b.join(timeout=1.0)
+            assert writer_b.is_alive()  # waiting for A's uncommitted keys
+        writer_b.join(timeout=30)
+    assert done == [400]
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 800
+    assert_rollups_match_raw(db)
+
+
+def write_rows(
+    db: psycopg.Connection, ts: np.ndarray, values: np.ndarray, codes: np.ndarray, rows: np.ndarray
+) -> int:
+    """write() of some rows, in the caller's open transaction."""
+    return store.write_readings(
+        db,
+        SENSORS,
+        codes[rows],
+        ["U1"],
+        np.zeros(len(rows), np.int64),
+        ts[rows],
+        ts[rows] + 1000,
+        values[rows],
+        np.where(np.isnan(values[rows]), 2, 0),
+    )
