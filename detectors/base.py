@@ -83,6 +83,7 @@ class Detector:
 
     name = "detector"
     conditions: tuple[str, ...] = ()
+    max_per_reading = 0  # most transitions one reading can cause (0: one per condition)
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -126,11 +127,9 @@ class Detector:
             self._bank = Bank(self.decisions)
         return self._bank.arrays
 
-    @staticmethod
-    def out(n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Fresh kernel output buffers sized for a batch of ``n`` readings."""
-        ib, fb = new_out(max(n // 16, 64))
-        return ib, fb
+    def out(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Kernel output buffers for a batch of ``n`` readings (worst case)."""
+        return new_out(n * (self.max_per_reading or len(self.conditions)))
 
     def state(self) -> dict[str, np.ndarray]:
         """Every state array (decision state and learnt state), keyed by a stable name."""

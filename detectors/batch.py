@@ -47,36 +47,46 @@ def sort_batch(
     Stable: duplicate timestamps keep arrival order (the order ``np.lexsort`` gives).
     Raises IndexError for a sensor index outside ``last_ts``.
     """
-    s, t, v, q, late = _sort(
-        np.ascontiguousarray(sensor, np.int64),
-        np.ascontiguousarray(ts_ns, np.int64),
+    s = np.ascontiguousarray(sensor, np.int64)
+    t = np.ascontiguousarray(ts_ns, np.int64)
+    n, m = len(s), len(last_ts)
+    if n and (s.min() < 0 or s.max() >= m):
+        raise IndexError(f"sensor index outside 0..{m - 1} in a batch of {n} readings")
+    order = None
+    if n * 4 >= m:  # counting sort: O(readings + sensors)
+        order, ok = _counting_order(s, t, m)
+        if not ok:  # a long group out of time order: leave it to numpy
+            order = None
+    if order is None:
+        order = np.lexsort((t, s))
+    so, to, vo, qo, late = _gather(
+        order,
+        s,
+        t,
         np.ascontiguousarray(value, np.float64),
         np.ascontiguousarray(quality, np.uint8),
         last_ts,
     )
-    return Batch(s, t, v, q, late)
+    return Batch(so, to, vo, qo, late)
 
 
 @njit(cache=True, nogil=True)
-def _sort(s, t, v, q, last_ts):
-    n, m = len(s), len(last_ts)
+def _counting_order(s, t, m):
+    """Stable order by sensor (counting sort), then by time inside each sensor's group.
+
+    Groups out of time order are insertion-sorted when short; ``ok`` is False when a
+    long one is (the caller then sorts with numpy).
+    """
+    n = len(s)
+    start = np.zeros(m + 1, np.int64)
     for i in range(n):
-        if s[i] < 0 or s[i] >= m:
-            raise IndexError("sensor index outside the suite's sensors")
-    if n * 4 >= m:
-        # Counting sort by sensor: O(n + sensors), stable.
-        start = np.zeros(m + 1, np.int64)
-        for i in range(n):
-            start[s[i] + 1] += 1
-        for j in range(m):
-            start[j + 1] += start[j]
-        order = np.empty(n, np.int64)
-        for i in range(n):
-            order[start[s[i]]] = i
-            start[s[i]] += 1
-    else:  # few readings, many sensors: a comparison sort is cheaper
-        order = np.argsort(s, kind="mergesort")
-    # Within each sensor's group: stable by time (usually sorted already or nearly so).
+        start[s[i] + 1] += 1
+    for j in range(m):
+        start[j + 1] += start[j]
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        order[start[s[i]]] = i
+        start[s[i]] += 1
     a = 0
     while a < n:
         sa = s[order[a]]
@@ -87,19 +97,23 @@ def _sort(s, t, v, q, last_ts):
                 ordered = False
             b += 1
         if not ordered:
-            if b - a <= 32:  # insertion sort: stable, cheap on short groups
-                for i in range(a + 1, b):
-                    key = order[i]
-                    tk = t[key]
-                    j = i - 1
-                    while j >= a and t[order[j]] > tk:
-                        order[j + 1] = order[j]
-                        j -= 1
-                    order[j + 1] = key
-            else:
-                sub = order[a:b].copy()
-                order[a:b] = sub[np.argsort(t[sub], kind="mergesort")]
+            if b - a > 32:
+                return order, False
+            for i in range(a + 1, b):  # insertion sort: stable, cheap on short groups
+                key = order[i]
+                tk = t[key]
+                j = i - 1
+                while j >= a and t[order[j]] > tk:
+                    order[j + 1] = order[j]
+                    j -= 1
+                order[j + 1] = key
         a = b
+    return order, True
+
+
+@njit(cache=True, nogil=True)
+def _gather(order, s, t, v, q, last_ts):
+    n = len(order)
     so = np.empty(n, np.int64)
     to = np.empty(n, np.int64)
     vo = np.empty(n, np.float64)

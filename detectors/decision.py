@@ -121,7 +121,7 @@ class Bank:
         )
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def step(dec, c, s, t, set_, reset):
     """One reading of sensor ``s`` through condition ``c``'s decision.
 
@@ -153,7 +153,7 @@ def step(dec, c, s, t, set_, reset):
     return 0, act
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _popcount(x):
     n = 0
     while x:
@@ -162,26 +162,21 @@ def _popcount(x):
     return n
 
 
-@njit(cache=True, nogil=True)
-def new_out(n):
-    """Output buffers for about ``n`` transitions (they grow when needed).
+def new_out(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output buffers for at most ``rows`` transitions.
 
     One row per transition. Integers: sensor, condition, rises (0/1), ts, activated;
-    floats: value, threshold.
+    floats: value, threshold. Sized for the worst case (every reading a transition of
+    every condition): untouched pages of ``np.empty`` cost no memory, and a buffer that
+    never grows keeps the kernels small (numba compiles a growable one several times
+    slower).
     """
-    cap = max(n, 64)
-    return np.empty((cap, 5), np.int64), np.empty((cap, 2), np.float64)
+    return np.empty((rows, 5), np.int64), np.empty((rows, 2), np.float64)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def emit(ib, fb, k, s, c, rise, ts, act, value, threshold):
-    """Append one transition at row ``k``; returns the (possibly grown) buffers."""
-    if k >= ib.shape[0]:
-        ib2 = np.empty((2 * ib.shape[0], 5), np.int64)
-        fb2 = np.empty((2 * ib.shape[0], 2), np.float64)
-        ib2[:k] = ib[:k]
-        fb2[:k] = fb[:k]
-        ib, fb = ib2, fb2
+    """Write one transition at row ``k``."""
     ib[k, 0] = s
     ib[k, 1] = c
     ib[k, 2] = rise
@@ -189,7 +184,6 @@ def emit(ib, fb, k, s, c, rise, ts, act, value, threshold):
     ib[k, 4] = act
     fb[k, 0] = value
     fb[k, 1] = threshold
-    return ib, fb
 
 
 @njit(cache=True, nogil=True)

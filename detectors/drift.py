@@ -103,9 +103,14 @@ class DriftDetector(Detector):
         )
         ib, fb = self.out(len(b))
         state = (self.count, self.buf, self.centre, self.absdev, self.ew, self.cp, self.cn)
-        ib, fb = _drift(
+        ib, fb, done = _drift(
             self.bank(), b.s, b.t, b.v, b.q, b.late, self.enabled, self.floor, state, params, ib, fb
         )
+        if len(done):  # baselines from the completed warm-up buffers (median, MAD)
+            med = np.median(self.buf[done], axis=1)
+            mad = np.median(np.abs(self.buf[done] - med[:, None]), axis=1)
+            self.centre[done] = med
+            self.absdev[done] = mad * MAD_TO_SIGMA / MEAN_ABS_TO_SIGMA
         return from_kernel(ib, fb)
 
     def describe(
@@ -137,6 +142,8 @@ def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb):
     warmup = buf.shape[1]
     n = len(s)
     k = 0
+    done = np.empty(n, np.int64)  # sensors whose warm-up completed in this batch
+    n_done = 0
     i = 0
     while i < n:  # one sensor's group at a time
         si = s[i]
@@ -169,12 +176,12 @@ def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb):
             tr = t[r]
             code, act = step(dec, 0, si, tr, abs(e) >= lim_e, abs(e) < lim_e * rf)
             if code != 0:
-                ib, fb = emit(ib, fb, k, si, 0, code > 0, tr, act, e / norm, ewma_l)
+                emit(ib, fb, k, si, 0, code > 0, tr, act, e / norm, ewma_l)
                 k += 1
             cu = p_ if p_ >= m_ else -m_
             code, act = step(dec, 1, si, tr, abs(cu) >= ch, abs(cu) < ch * rf)
             if code != 0:
-                ib, fb = emit(ib, fb, k, si, 1, code > 0, tr, act, cu, ch)
+                emit(ib, fb, k, si, 1, code > 0, tr, act, cu, ch)
                 k += 1
             if abs(z) < gate:
                 d = x - c0
@@ -188,9 +195,7 @@ def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb):
                 centre[si] = c0 + gain * (sum_dev / n_acc)
                 absdev[si] += gain * (sum_abs / n_acc - absdev[si])
         elif count[si] >= warmup and np.isnan(centre[si]):
-            med = np.median(buf[si])
-            mad = np.median(np.abs(buf[si] - med))
-            centre[si] = med
-            absdev[si] = mad * MAD_TO_SIGMA / MEAN_ABS_TO_SIGMA
+            done[n_done] = si
+            n_done += 1
         i = end
-    return ib[:k], fb[:k]
+    return ib[:k], fb[:k], done[:n_done]

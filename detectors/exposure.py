@@ -72,7 +72,7 @@ class ExposureDetector(Detector):
         return "high"
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _bucket_sum(ring, newest, si, bucket, c):
     """Add ``c`` to ``bucket`` of one sensor's ring (rolling it forward) and sum the ring."""
     nb = ring.shape[1]
@@ -117,6 +117,6 @@ def _exposure(
                 continue
             code, act = step(dec, w, si, ti, avg >= lim, avg < lim * RESET_FRACTION)
             if code != 0:
-                ib, fb = emit(ib, fb, k, si, w, code > 0, ti, act, avg, lim)
+                emit(ib, fb, k, si, w, code > 0, ti, act, avg, lim)
                 k += 1
     return ib[:k], fb[:k]

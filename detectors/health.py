@@ -42,6 +42,7 @@ class HealthDetector(Detector):
 
     name = "health"
     conditions = CONDITIONS
+    max_per_reading = 7  # five faults, and a stale gap (raised and cleared)
 
     def __init__(
         self,
@@ -141,7 +142,7 @@ def _health(dec, s, t, v, q, late, params, last_v, last_seen, ib, fb):
             bound = hi[si] if x > hi[si] else lo[si]
             code, act = step(dec, RANGE, si, ti, outside, not outside)
             if code != 0:
-                ib, fb = emit(ib, fb, k, si, RANGE, code > 0, ti, act, x, bound)
+                emit(ib, fb, k, si, RANGE, code > 0, ti, act, x, bound)
                 k += 1
             d = abs(x - last_v[si])
             if not np.isnan(d):
@@ -149,12 +150,12 @@ def _health(dec, s, t, v, q, late, params, last_v, last_seen, ib, fb):
                 if not np.isnan(lim):
                     code, act = step(dec, SPIKE, si, ti, d > lim, not d > lim)
                     if code != 0:
-                        ib, fb = emit(ib, fb, k, si, SPIKE, code > 0, ti, act, d, lim)
+                        emit(ib, fb, k, si, SPIKE, code > 0, ti, act, d, lim)
                         k += 1
                 if not np.isnan(stuck_s[si]):
                     code, act = step(dec, STUCK, si, ti, d == 0.0, d > 0.0)
                     if code != 0:
-                        ib, fb = emit(ib, fb, k, si, STUCK, code > 0, ti, act, x, stuck_s[si])
+                        emit(ib, fb, k, si, STUCK, code > 0, ti, act, x, stuck_s[si])
                         k += 1
             last_v[si] = x
         offline = bad and nan
@@ -163,11 +164,11 @@ def _health(dec, s, t, v, q, late, params, last_v, last_seen, ib, fb):
         qv = float(q[i])
         code, act = step(dec, QUALITY, si, ti, faulty, good)
         if code != 0:
-            ib, fb = emit(ib, fb, k, si, QUALITY, code > 0, ti, act, qv, bad_q)
+            emit(ib, fb, k, si, QUALITY, code > 0, ti, act, qv, bad_q)
             k += 1
         code, act = step(dec, OFFLINE, si, ti, offline, good)
         if code != 0:
-            ib, fb = emit(ib, fb, k, si, OFFLINE, code > 0, ti, act, qv, bad_q)
+            emit(ib, fb, k, si, OFFLINE, code > 0, ti, act, qv, bad_q)
             k += 1
         # Stale: a gap longer than the limit is raised (at last reading + limit) and
         # cleared here; a silence the clock already raised is only cleared.
@@ -175,16 +176,12 @@ def _health(dec, s, t, v, q, late, params, last_v, last_seen, ib, fb):
         prev = last_seen[si]
         lim_s = limit / 1e9
         if stale_since[si] != 0:
-            ib, fb = emit(
-                ib, fb, k, si, STALE, False, ti, stale_since[si], (ti - prev) / 1e9, lim_s
-            )
+            emit(ib, fb, k, si, STALE, False, ti, stale_since[si], (ti - prev) / 1e9, lim_s)
             k += 1
             stale_since[si] = 0
         elif limit > 0 and prev != 0 and ti - prev > limit:
-            ib, fb = emit(ib, fb, k, si, STALE, True, prev + limit, prev + limit, lim_s, lim_s)
-            ib, fb = emit(
-                ib, fb, k + 1, si, STALE, False, ti, prev + limit, (ti - prev) / 1e9, lim_s
-            )
+            emit(ib, fb, k, si, STALE, True, prev + limit, prev + limit, lim_s, lim_s)
+            emit(ib, fb, k + 1, si, STALE, False, ti, prev + limit, (ti - prev) / 1e9, lim_s)
             k += 2
         last_seen[si] = ti
     return ib[:k], fb[:k]

@@ -89,6 +89,6 @@ def _limits(dec, s, t, v, q, late, limits, band, ib, fb):
                 set_, reset = x <= limit, x > limit + band[si]
             code, act = step(dec, li, si, ti, set_, reset)
             if code != 0:
-                ib, fb = emit(ib, fb, k, si, li, code > 0, ti, act, x, limit)
+                emit(ib, fb, k, si, li, code > 0, ti, act, x, limit)
                 k += 1
     return ib[:k], fb[:k]

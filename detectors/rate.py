@@ -108,7 +108,7 @@ def _rate(dec, s, t, v, q, late, limit, tau, last_t, sums, ib, fb):
         slope = (mtv - m1 * mv) / var * 60.0
         code, act = step(dec, 0, si, ti, slope >= lim, slope < lim * RESET_FRACTION)
         if code != 0:
-            ib, fb = emit(ib, fb, k, si, 0, code > 0, ti, act, slope, lim)
+            emit(ib, fb, k, si, 0, code > 0, ti, act, slope, lim)
             k += 1
     return ib[:k], fb[:k]
 
