@@ -108,6 +108,7 @@ def run(
     reference_readings: int = 20_000,
     river: bool = True,
     progress: Any = None,
+    repeat: int = 3,
 ) -> dict[str, Any]:
     """Measure everything; return a JSON-able summary."""
     batches = make_batches(n_sensors, n_readings, n_batches)
@@ -117,6 +118,7 @@ def run(
         "sensors": n_sensors,
         "readings": total,
         "batches": n_batches,
+        "passes": repeat,
         "cpus": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_before": _load(),
     }
@@ -128,23 +130,30 @@ def run(
     make_suite(n_sensors).process(*batches[0])
     out["first_batch_s"] = round(time.perf_counter() - a, 3)
 
-    suite = make_suite(n_sensors)
-    clock = Clock()
-    transitions = 0
-    say(f"suite: {total:,} readings of {n_sensors:,} sensors in {n_batches} batches")
-    wall0, cpu0 = time.perf_counter(), time.thread_time()
-    for s, t, v, q in batches:
-        clock.start()
-        b = suite.sort(s, t, v, q)
-        clock.stop("sort")
-        for d in suite.detectors:
+    say(
+        f"suite: {total:,} readings of {n_sensors:,} sensors in {n_batches} batches, "
+        f"best of {repeat} passes"
+    )
+    best: tuple[float, float, Clock, Suite, int] | None = None
+    for _ in range(repeat):  # fresh state each pass; the fastest pass is reported
+        suite, clock, transitions = make_suite(n_sensors), Clock(), 0
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        for s, t, v, q in batches:
             clock.start()
-            transitions += len(d.process(b))
-            clock.stop(d.name)
-        clock.start()
-        advance_clock(suite.last_ts, b.s, b.t, b.late)
-        clock.stop("clock")
-    wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+            b = suite.sort(s, t, v, q)
+            clock.stop("sort")
+            for d in suite.detectors:
+                clock.start()
+                transitions += len(d.process(b))
+                clock.stop(d.name)
+            clock.start()
+            advance_clock(suite.last_ts, b.s, b.t, b.late)
+            clock.stop("clock")
+        wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+        if best is None or cpu < best[1]:
+            best = (wall, cpu, clock, suite, transitions)
+    assert best is not None
+    wall, cpu, clock, suite, transitions = best
     state = {d.name: sum(a.nbytes for a in d.state().values()) / n_sensors for d in suite.detectors}
     out["suite"] = {
         "seconds": round(wall, 3),
@@ -291,7 +300,8 @@ def table(r: dict[str, Any]) -> str:
     vec = r["suite"]
     lines = [
         f"{r['readings']:,} readings, {r['sensors']:,} sensors, {r['batches']} batches, "
-        f"CPUs {r['cpus']}, load average {r['load_before']} -> {r['load_after']}",
+        f"best of {r['passes']} passes, CPUs {r['cpus']}, "
+        f"load average {r['load_before']} -> {r['load_after']}",
         f"first batch (kernels loaded or compiled): {r['first_batch_s']} s",
         f"suite            : {vec['readings_per_cpu_s']:>12,} readings/s on the CPU clock "
         f"({vec['cpu_seconds']} s); {vec['readings_per_s']:,} on the wall clock "

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from detectors.jit import KERNEL
+
 MAX_WINDOW = 64  # k-of-n history lives in one uint64 per sensor
 _FIELDS = ("latch", "run_start", "active_since", "hist")
 
@@ -80,14 +82,20 @@ class Decision:
             np.array([self.k], np.int64),
             np.array([self.window], np.int64),
         )
-        rows, rises, activated = _decide_rows(
+        rows = np.empty(len(s), np.int64)
+        rises = np.empty(len(s), bool)
+        activated = np.empty(len(s), np.int64)
+        k = _decide_rows(
             dec,
             np.ascontiguousarray(s, np.int64),
             np.ascontiguousarray(t, np.int64),
             np.ascontiguousarray(set_, np.bool_),
             np.ascontiguousarray(reset, np.bool_),
+            rows,
+            rises,
+            activated,
         )
-        return rows, rises, activated
+        return rows[:k], rises[:k], activated[:k]
 
 
 class Bank:
@@ -121,7 +129,7 @@ class Bank:
         )
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def step(dec, c, s, t, set_, reset):
     """One reading of sensor ``s`` through condition ``c``'s decision.
 
@@ -153,7 +161,7 @@ def step(dec, c, s, t, set_, reset):
     return 0, act
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _popcount(x):
     n = 0
     while x:
@@ -174,7 +182,7 @@ def new_out(rows: int) -> tuple[np.ndarray, np.ndarray]:
     return np.empty((rows, 5), np.int64), np.empty((rows, 2), np.float64)
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def emit(ib, fb, k, s, c, rise, ts, act, value, threshold):
     """Write one transition at row ``k``."""
     ib[k, 0] = s
@@ -186,11 +194,8 @@ def emit(ib, fb, k, s, c, rise, ts, act, value, threshold):
     fb[k, 1] = threshold
 
 
-@njit(cache=True, nogil=True)
-def _decide_rows(dec, s, t, set_, reset):
-    rows = np.empty(len(s), np.int64)
-    rises = np.empty(len(s), np.bool_)
-    activated = np.empty(len(s), np.int64)
+@njit(**KERNEL)
+def _decide_rows(dec, s, t, set_, reset, rows, rises, activated):
     k = 0
     for i in range(len(s)):
         code, act = step(dec, 0, s[i], t[i], set_[i], reset[i])
@@ -199,7 +204,7 @@ def _decide_rows(dec, s, t, set_, reset):
             rises[k] = code > 0
             activated[k] = act
             k += 1
-    return rows[:k].copy(), rises[:k].copy(), activated[:k].copy()
+    return k
 
 
 def reference_decide(

@@ -24,6 +24,7 @@ from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
 from detectors.decision import Decision, emit, step
+from detectors.jit import KERNEL
 
 MAD_TO_SIGMA = 1.4826
 MEAN_ABS_TO_SIGMA = 1.2533  # sigma / E|x - mu| for a normal distribution
@@ -103,15 +104,18 @@ class DriftDetector(Detector):
         )
         ib, fb = self.out(len(b))
         state = (self.count, self.buf, self.centre, self.absdev, self.ew, self.cp, self.cn)
-        ib, fb, done = _drift(
-            self.bank(), b.s, b.t, b.v, b.q, b.late, self.enabled, self.floor, state, params, ib, fb
-        )
-        if len(done):  # baselines from the completed warm-up buffers (median, MAD)
+        done = np.empty(len(b), np.int64)  # sensors whose warm-up completed in this batch
+        k, n_done = _drift(
+            self.bank(), b.s, b.t, b.v, b.q, b.late, self.enabled, self.floor, state, params,
+            ib, fb, done,
+        )  # fmt: skip
+        done = done[:n_done]
+        if n_done:  # baselines from the completed warm-up buffers (median, MAD)
             med = np.median(self.buf[done], axis=1)
             mad = np.median(np.abs(self.buf[done] - med[:, None]), axis=1)
             self.centre[done] = med
             self.absdev[done] = mad * MAD_TO_SIGMA / MEAN_ABS_TO_SIGMA
-        return from_kernel(ib, fb)
+        return from_kernel(ib[:k], fb[:k])
 
     def describe(
         self, condition: int, active: bool, value: float, threshold: float, ref: SensorRef
@@ -134,15 +138,14 @@ class DriftDetector(Detector):
         return "low"
 
 
-@njit(cache=True, nogil=True)
-def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb):
+@njit(**KERNEL)
+def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb, done):
     count, buf, centre, absdev, ew, cp, cn = state
     lam, lim_e, rf, ck, ch, zc, gate, alpha, norm, ewma_l = params
     since = dec[2]
     warmup = buf.shape[1]
     n = len(s)
     k = 0
-    done = np.empty(n, np.int64)  # sensors whose warm-up completed in this batch
     n_done = 0
     i = 0
     while i < n:  # one sensor's group at a time
@@ -198,4 +201,4 @@ def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb):
             done[n_done] = si
             n_done += 1
         i = end
-    return ib[:k], fb[:k], done[:n_done]
+    return k, n_done

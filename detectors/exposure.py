@@ -19,6 +19,7 @@ from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
 from detectors.decision import Decision, emit, step
+from detectors.jit import KERNEL
 
 # (condition, bucket seconds, buckets in the window, window seconds)
 WINDOWS = (("STEL", 60, 15, 900.0), ("TWA", 900, 32, 28800.0))
@@ -45,13 +46,13 @@ class ExposureDetector(Detector):
         """Rolling averages at each usable reading of a sensor with a limit."""
         ib, fb = self.out(len(b))
         stel, twa = WINDOWS
-        ib, fb = _exposure(
+        k = _exposure(
             self.bank(), b.s, b.t, b.v, b.q, b.late, self._watched, self.limit, self.hold_ns,
             self.last_t, self.rings[0], self.newest[0], self.rings[1], self.newest[1],
             np.array([stel[1], twa[1]], np.int64) * 1_000_000_000,
             np.array([stel[3], twa[3]]), ib, fb,
         )  # fmt: skip
-        return from_kernel(ib, fb)
+        return from_kernel(ib[:k], fb[:k])
 
     def describe(
         self, condition: int, active: bool, value: float, threshold: float, ref: SensorRef
@@ -72,7 +73,7 @@ class ExposureDetector(Detector):
         return "high"
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _bucket_sum(ring, newest, si, bucket, c):
     """Add ``c`` to ``bucket`` of one sensor's ring (rolling it forward) and sum the ring."""
     nb = ring.shape[1]
@@ -91,7 +92,7 @@ def _bucket_sum(ring, newest, si, bucket, c):
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _exposure(
     dec, s, t, v, q, late, watched, limit, hold_ns, last_t, ring0, newest0, ring1, newest1,
     width, window_s, ib, fb,
@@ -119,4 +120,4 @@ def _exposure(
             if code != 0:
                 emit(ib, fb, k, si, w, code > 0, ti, act, avg, lim)
                 k += 1
-    return ib[:k], fb[:k]
+    return k

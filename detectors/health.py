@@ -24,6 +24,7 @@ from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
 from detectors.decision import Decision, emit, step
+from detectors.jit import KERNEL
 
 CONDITIONS = (
     "FAULT_RANGE",
@@ -76,10 +77,10 @@ class HealthDetector(Detector):
         """Data-driven faults plus stale gaps between readings, one pass over the batch."""
         ib, fb = self.out(len(b))
         params = (self.lo, self.hi, self.margin, self.jump, self.stuck_s, self.stale_ns)
-        ib, fb = _health(
+        k = _health(
             self.bank(), b.s, b.t, b.v, b.q, b.late, params, self.last_v, self.last_seen, ib, fb
         )
-        return from_kernel(ib, fb)
+        return from_kernel(ib[:k], fb[:k])
 
     def tick(self, now_ns: int) -> Transitions:
         """Raise FAULT_STALE for sensors silent longer than their limit (clock-driven)."""
@@ -126,10 +127,10 @@ class HealthDetector(Detector):
         return "low"
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _health(dec, s, t, v, q, late, params, last_v, last_seen, ib, fb):
     lo, hi, margin, jump, stuck_s, stale_ns = params
-    stale_since = dec[2][STALE]
+    since = dec[2]  # stale: decided here, the bank only holds the activation time
     bad_q = float(BAD_QUALITY)
     k = 0
     for i in range(len(s)):
@@ -175,13 +176,13 @@ def _health(dec, s, t, v, q, late, params, last_v, last_seen, ib, fb):
         limit = stale_ns[si]
         prev = last_seen[si]
         lim_s = limit / 1e9
-        if stale_since[si] != 0:
-            emit(ib, fb, k, si, STALE, False, ti, stale_since[si], (ti - prev) / 1e9, lim_s)
+        if since[STALE, si] != 0:
+            emit(ib, fb, k, si, STALE, False, ti, since[STALE, si], (ti - prev) / 1e9, lim_s)
             k += 1
-            stale_since[si] = 0
+            since[STALE, si] = 0
         elif limit > 0 and prev != 0 and ti - prev > limit:
             emit(ib, fb, k, si, STALE, True, prev + limit, prev + limit, lim_s, lim_s)
             emit(ib, fb, k + 1, si, STALE, False, ti, prev + limit, (ti - prev) / 1e9, lim_s)
             k += 2
         last_seen[si] = ti
-    return ib[:k], fb[:k]
+    return k

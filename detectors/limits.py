@@ -16,6 +16,7 @@ from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
 from detectors.decision import Decision, emit, step
+from detectors.jit import KERNEL
 
 LEVELS = ("HH", "H", "L", "LL")
 _HIGH = {"HH": True, "H": True, "L": False, "LL": False}
@@ -42,10 +43,8 @@ class LimitDetector(Detector):
     def process(self, b: Batch) -> Transitions:
         """One verdict per configured level and reading, through the decision layer."""
         ib, fb = self.out(len(b))
-        ib, fb = _limits(
-            self.bank(), b.s, b.t, b.v, b.q, b.late, self.limits, self.deadband, ib, fb
-        )
-        return from_kernel(ib, fb)
+        k = _limits(self.bank(), b.s, b.t, b.v, b.q, b.late, self.limits, self.deadband, ib, fb)
+        return from_kernel(ib[:k], fb[:k])
 
     def describe(
         self, condition: int, active: bool, value: float, threshold: float, ref: SensorRef
@@ -71,7 +70,7 @@ class LimitDetector(Detector):
         return "high" if level in ("HH", "LL") else "medium"
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _limits(dec, s, t, v, q, late, limits, band, ib, fb):
     k = 0
     for i in range(len(s)):
@@ -91,4 +90,4 @@ def _limits(dec, s, t, v, q, late, limits, band, ib, fb):
             if code != 0:
                 emit(ib, fb, k, si, li, code > 0, ti, act, x, limit)
                 k += 1
-    return ib[:k], fb[:k]
+    return k

@@ -19,6 +19,7 @@ from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
 from detectors.decision import Decision, emit, step
+from detectors.jit import KERNEL
 
 FORGET = 50.0  # a gap longer than this many time constants restarts the fit
 RESET_FRACTION = 0.75  # deadband: clears below 75 % of the limit
@@ -49,10 +50,10 @@ class RateDetector(Detector):
         """Slope per reading from the sums so far; needs the fit to span half a window."""
         ib, fb = self.out(len(b))
         sums = tuple(self.sums[k] for k in _SUMS)
-        ib, fb = _rate(
+        k = _rate(
             self.bank(), b.s, b.t, b.v, b.q, b.late, self.limit, self.tau, self.last_t, sums, ib, fb
         )
-        return from_kernel(ib, fb)
+        return from_kernel(ib[:k], fb[:k])
 
     def describe(
         self, condition: int, active: bool, value: float, threshold: float, ref: SensorRef
@@ -74,7 +75,7 @@ class RateDetector(Detector):
         return "high"
 
 
-@njit(cache=True, nogil=True)
+@njit(**KERNEL)
 def _rate(dec, s, t, v, q, late, limit, tau, last_t, sums, ib, fb):
     a0, a1, a2, av, atv = sums
     k = 0
@@ -110,7 +111,7 @@ def _rate(dec, s, t, v, q, late, limit, tau, last_t, sums, ib, fb):
         if code != 0:
             emit(ib, fb, k, si, 0, code > 0, ti, act, slope, lim)
             k += 1
-    return ib[:k], fb[:k]
+    return k
 
 
 def reference_rate(state: dict[str, float], t: int, v: float, tau: float) -> float:

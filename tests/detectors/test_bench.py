@@ -14,7 +14,7 @@ from tests.fixtures.services import ROOT
 def test_bench_detectors_json_and_plot(tmp_path: Path) -> None:
     png = tmp_path / "bench.png"
     cmd = [sys.executable, "-m", "chemwatch", "bench", "detectors", "--sensors", "40"]
-    cmd += ["--readings", "2000", "--batches", "4", "--reference-readings", "250"]
+    cmd += ["--readings", "2000", "--batches", "4", "--reference-readings", "250", "--repeat", "1"]
     cmd += ["--no-river", "--json", "--plot", str(png)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
