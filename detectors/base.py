@@ -65,19 +65,6 @@ def empty_transitions() -> Transitions:
     return Transitions(i, i, np.array([], bool), i, f, f, i)
 
 
-def concat(parts: list[Transitions]) -> Transitions:
-    """Join transitions and order them by time (events go out in source-time order)."""
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return empty_transitions()
-    cols = [
-        np.concatenate([getattr(p, f) for p in parts])
-        for f in ("sensor", "condition", "active", "ts_ns", "value", "threshold", "activated_ns")
-    ]
-    order = np.argsort(cols[3], kind="stable")
-    return Transitions(*(c[order] for c in cols))
-
-
 class Detector:
     """Base class: subclasses set ``name``/``conditions`` and implement ``score``."""
 
