@@ -1,15 +1,14 @@
-"""What every detector shares: scores in, the decision layer, transitions out, snapshots.
+"""What every detector shares: the decision layer, transitions out, snapshots.
 
-A detector implements :meth:`Detector.score` (per-reading verdicts for each of its
-conditions) and, when it learns, :meth:`Detector.learn` (state update after the batch's
-decisions, so it can refuse to learn from readings judged anomalous). The base class runs
-the decision layer and handles state snapshots generically: every state array has the
-sensor as its first axis.
+A detector implements :meth:`Detector.process`: one compiled kernel (numba) that walks the
+sensor-sorted batch once, scores each reading, runs the shared decision step
+(:func:`detectors.decision.step`) for each of its conditions and updates its learnt
+state. The base class keeps the decisions as one :class:`~detectors.decision.Bank` and
+handles state snapshots generically: every state array has the sensor as its first axis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from common.conditions import Severity
 from common.registry import SensorRef
 from detectors.batch import Batch
-from detectors.decision import Decision
+from detectors.decision import Bank, Decision, new_out
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +51,13 @@ class Transitions:
         ]
 
 
+def from_kernel(ib: np.ndarray, fb: np.ndarray) -> Transitions:
+    """Transitions from a kernel's output rows, in source-time order (stable)."""
+    order = np.argsort(ib[:, 3], kind="stable")
+    i, f = ib[order].T.copy(), fb[order].T.copy()  # one contiguous row per column
+    return Transitions(i[0], i[1], i[2] != 0, i[3], f[0], f[1], i[4])
+
+
 def empty_transitions() -> Transitions:
     """No transitions."""
     i = np.array([], np.int64)
@@ -59,42 +65,19 @@ def empty_transitions() -> Transitions:
     return Transitions(i, i, np.array([], bool), i, f, f, i)
 
 
-def concat(parts: list[Transitions]) -> Transitions:
-    """Join transitions and order them by time (events go out in source-time order)."""
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return empty_transitions()
-    cols = [
-        np.concatenate([getattr(p, f) for p in parts])
-        for f in ("sensor", "condition", "active", "ts_ns", "value", "threshold", "activated_ns")
-    ]
-    order = np.argsort(cols[3], kind="stable")
-    return Transitions(*(c[order] for c in cols))
-
-
-@dataclass(frozen=True, slots=True)
-class Score:
-    """Per-row verdicts of one condition over a sorted batch (arrays aligned to its rows)."""
-
-    condition: int
-    valid: np.ndarray  # rows that may decide (others are skipped)
-    set_: np.ndarray
-    reset: np.ndarray
-    value: np.ndarray  # what the explanation quotes (the score)
-    threshold: np.ndarray
-
-
 class Detector:
     """Base class: subclasses set ``name``/``conditions`` and implement ``score``."""
 
     name = "detector"
     conditions: tuple[str, ...] = ()
+    max_per_reading = 0  # most transitions one reading can cause (0: one per condition)
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.decisions: list[Decision] = []
         self.arrays: dict[str, np.ndarray] = {}  # learnt state, first axis = sensor
         self._fill: dict[str, Any] = {}
+        self._bank: Bank | None = None
 
     def add_state(self, key: str, shape: tuple[int, ...], dtype: Any, fill: Any) -> np.ndarray:
         """Register a learnt-state array (first axis = sensor) and its empty value."""
@@ -104,12 +87,9 @@ class Detector:
         return arr
 
     # -- to implement -------------------------------------------------------------
-    def score(self, b: Batch) -> Iterator[Score]:
-        """Per-row verdicts for each condition (state before the batch)."""
+    def process(self, b: Batch) -> Transitions:
+        """Score, decide and learn on one sorted batch; return its transitions."""
         raise NotImplementedError
-
-    def learn(self, b: Batch) -> None:
-        """Update learnt state after the batch's decisions (default: nothing to learn)."""
 
     def tick(self, now_ns: int) -> Transitions:
         """Clock-driven transitions (e.g. stale sensors); default none."""
@@ -128,30 +108,15 @@ class Detector:
         return "medium"
 
     # -- shared machinery -----------------------------------------------------------
-    def process(self, b: Batch) -> Transitions:
-        """Score, decide and learn on one sorted batch; return its transitions."""
-        parts = []
-        for sc in self.score(b):
-            rows = np.flatnonzero(sc.valid)
-            if len(rows) == 0:
-                continue
-            idx, rises, activated = self.decisions[sc.condition].decide(
-                b.s[rows], b.t[rows], sc.set_[rows], sc.reset[rows]
-            )
-            r = rows[idx]
-            parts.append(
-                Transitions(
-                    b.s[r],
-                    np.full(len(r), sc.condition, np.int64),
-                    rises,
-                    b.t[r],
-                    sc.value[r],
-                    sc.threshold[r],
-                    activated,
-                )
-            )
-        self.learn(b)
-        return concat(parts)
+    def bank(self) -> tuple[Any, ...]:
+        """The decisions' state as 2-D arrays for the kernels (rebuilt if replaced)."""
+        if self._bank is None or not self._bank.current(self.decisions):
+            self._bank = Bank(self.decisions)
+        return self._bank.arrays
+
+    def out(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Kernel output buffers for a batch of ``n`` readings (worst case)."""
+        return new_out(n * (self.max_per_reading or len(self.conditions)))
 
     def state(self) -> dict[str, np.ndarray]:
         """Every state array (decision state and learnt state), keyed by a stable name."""

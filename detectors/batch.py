@@ -1,9 +1,9 @@
 """A batch of readings sorted by sensor then source time, plus segmented array helpers.
 
 Every detector works on the same sorted view: rows grouped by dense sensor index, in
-source-time order inside a group. "Per sensor" recurrences become array operations over
-these groups (forward fills with ``np.maximum.accumulate``, segmented cumulative sums,
-a linear filter with a per-group correction); nothing loops per reading.
+source-time order inside a group, sorted once per batch and shared by all detectors. The
+per-sensor detectors walk this view once in a compiled kernel (numba); the numpy helpers
+below serve the per-unit detectors (forward fills, EWMA prefilter).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 BAD_QUALITY = 2
 
@@ -41,17 +42,99 @@ def sort_batch(
     quality: np.ndarray,
     last_ts: np.ndarray,
 ) -> Batch:
-    """Sort a batch by (sensor, ts) and flag late rows against ``last_ts`` (per sensor)."""
-    order = np.lexsort((ts_ns, sensor))  # stable: duplicates keep arrival order
-    s = np.asarray(sensor, np.int64)[order]
-    t = np.asarray(ts_ns, np.int64)[order]
-    return Batch(
+    """Sort a batch by (sensor, ts) and flag late rows against ``last_ts`` (per sensor).
+
+    Stable: duplicate timestamps keep arrival order (the order ``np.lexsort`` gives).
+    Raises IndexError for a sensor index outside ``last_ts``.
+    """
+    s = np.ascontiguousarray(sensor, np.int64)
+    t = np.ascontiguousarray(ts_ns, np.int64)
+    n, m = len(s), len(last_ts)
+    if n and (s.min() < 0 or s.max() >= m):
+        raise IndexError(f"sensor index outside 0..{m - 1} in a batch of {n} readings")
+    order = None
+    if n * 4 >= m:  # counting sort: O(readings + sensors)
+        order, ok = _counting_order(s, t, m)
+        if not ok:  # a long group out of time order: leave it to numpy
+            order = None
+    if order is None:
+        order = np.lexsort((t, s))
+    so, to, vo, qo, late = _gather(
+        order,
         s,
         t,
-        np.asarray(value, np.float64)[order],
-        np.asarray(quality, np.uint8)[order],
-        t < last_ts[s],
+        np.ascontiguousarray(value, np.float64),
+        np.ascontiguousarray(quality, np.uint8),
+        last_ts,
     )
+    return Batch(so, to, vo, qo, late)
+
+
+@njit(cache=True, nogil=True)
+def _counting_order(s, t, m):
+    """Stable order by sensor (counting sort), then by time inside each sensor's group.
+
+    Groups out of time order are insertion-sorted when short; ``ok`` is False when a
+    long one is (the caller then sorts with numpy).
+    """
+    n = len(s)
+    start = np.zeros(m + 1, np.int64)
+    for i in range(n):
+        start[s[i] + 1] += 1
+    for j in range(m):
+        start[j + 1] += start[j]
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        order[start[s[i]]] = i
+        start[s[i]] += 1
+    a = 0
+    while a < n:
+        sa = s[order[a]]
+        b = a + 1
+        ordered = True
+        while b < n and s[order[b]] == sa:
+            if t[order[b]] < t[order[b - 1]]:
+                ordered = False
+            b += 1
+        if not ordered:
+            if b - a > 32:
+                return order, False
+            for i in range(a + 1, b):  # insertion sort: stable, cheap on short groups
+                key = order[i]
+                tk = t[key]
+                j = i - 1
+                while j >= a and t[order[j]] > tk:
+                    order[j + 1] = order[j]
+                    j -= 1
+                order[j + 1] = key
+        a = b
+    return order, True
+
+
+@njit(cache=True, nogil=True)
+def _gather(order, s, t, v, q, last_ts):
+    n = len(order)
+    so = np.empty(n, np.int64)
+    to = np.empty(n, np.int64)
+    vo = np.empty(n, np.float64)
+    qo = np.empty(n, np.uint8)
+    late = np.empty(n, np.bool_)
+    for i in range(n):
+        k = order[i]
+        so[i] = s[k]
+        to[i] = t[k]
+        vo[i] = v[k]
+        qo[i] = q[k]
+        late[i] = t[k] < last_ts[s[k]]
+    return so, to, vo, qo, late
+
+
+@njit(cache=True, nogil=True)
+def advance_clock(last_ts, s, t, late):
+    """``last_ts[s] = max(last_ts[s], t)`` over a sorted batch's in-time rows."""
+    for i in range(len(s)):
+        if not late[i] and t[i] > last_ts[s[i]]:
+            last_ts[s[i]] = t[i]
 
 
 def group_starts(s: np.ndarray) -> np.ndarray:
@@ -80,26 +163,6 @@ def ffill(
     return vals[last]
 
 
-def previous(x: np.ndarray, starts: np.ndarray, initial: np.ndarray) -> np.ndarray:
-    """The previous row's value within the group; ``initial`` on a group's first row."""
-    prev = np.empty_like(x)
-    prev[1:] = x[:-1]
-    prev[starts] = initial[starts]
-    return prev
-
-
-def position(starts: np.ndarray) -> np.ndarray:
-    """0-based position of each row inside its group."""
-    idx = np.arange(len(starts))
-    first = np.maximum.accumulate(np.where(starts, idx, 0))
-    return idx - first
-
-
-def segmented_cumsum(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Cumulative sum restarting at every group start (same order as a sequential sum)."""
-    return segmented_accumulate(np.add, x, starts, 0.0)
-
-
 def ewma(x: np.ndarray, starts: np.ndarray, alpha: float, initial: np.ndarray) -> np.ndarray:
     """``y_i = (1-alpha) y_{i-1} + alpha x_i`` per group, starting from ``initial`` (per row).
 
@@ -121,36 +184,3 @@ def ewma(x: np.ndarray, starts: np.ndarray, alpha: float, initial: np.ndarray) -
     before = np.where(first > 0, y[np.maximum(first - 1, 0)], initial[0])
     k = idx - first
     return np.asarray(y + a ** (k + 1) * (initial - before), np.float64)
-
-
-def segmented_min_accumulate(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Running minimum restarting at every group start (exact)."""
-    return segmented_accumulate(np.minimum, x, starts, np.inf)
-
-
-def segmented_accumulate(
-    ufunc: np.ufunc, x: np.ndarray, starts: np.ndarray, fill: float
-) -> np.ndarray:
-    """``ufunc.accumulate`` restarting at every group start.
-
-    Groups are padded into a 2-D array so one accumulate along the rows does them all, in
-    the same order a per-reading loop would (bit-identical sums). Very uneven groups fall
-    back to one accumulate per group (a loop per sensor, never per reading).
-    """
-    n = len(x)
-    if n == 0:
-        return np.asarray(x, np.float64).copy()
-    first_idx = np.flatnonzero(starts)
-    lengths = np.diff(np.append(first_idx, n))
-    width = int(lengths.max())
-    if width * len(first_idx) <= 4 * n + 4096:
-        pos = position(starts)
-        gid = np.cumsum(starts) - 1
-        grid = np.full((len(first_idx), width), fill, np.float64)
-        grid[gid, pos] = x
-        out: np.ndarray = ufunc.accumulate(grid, axis=1)[gid, pos]
-        return out
-    res = np.empty(n, np.float64)
-    for a, ln in zip(first_idx, lengths, strict=True):
-        res[a : a + ln] = ufunc.accumulate(np.asarray(x[a : a + ln], np.float64))
-    return res

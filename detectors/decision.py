@@ -6,14 +6,18 @@ transitions, per sensor, with ISA-18.2 practice:
 
 1. k-of-n: ``set`` counts only when at least k of the sensor's last n readings set.
 2. Deadband (hysteresis): the latched condition turns on at ``set`` and off at ``reset``;
-   in between it holds (a forward fill over the sensor's rows).
+   in between it holds.
 3. On-delay / off-delay in source time: the alarm goes active once the latched condition
    has held for ``on_delay`` since it turned on (judged at each reading), and clears once
-   it has been off for ``off_delay``. A run shorter than its delay changes nothing, so the
-   alarm state is again a forward fill, over the rows where a run "qualifies".
+   it has been off for ``off_delay``. A run shorter than its delay changes nothing.
 
 State per sensor (arrays): latched condition, start of the current run, activation time
 of the alarm (0 = inactive) and a bit history of the last n-1 ``set`` verdicts.
+
+The step is one compiled function (:func:`step`, numba) that the detectors' kernels call
+for each reading as they walk the sensor-sorted batch; a detector's conditions share one
+:class:`Bank` (2-D state arrays, condition x sensor) whose rows are the
+:class:`Decision` objects' arrays.
 """
 
 from __future__ import annotations
@@ -21,10 +25,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
-from detectors.batch import ffill, group_ends, group_starts, position, previous, segmented_cumsum
+from detectors.jit import KERNEL
 
 MAX_WINDOW = 64  # k-of-n history lives in one uint64 per sensor
+_FIELDS = ("latch", "run_start", "active_since", "hist")
+
+# ``active_since`` of an alarm activated at time 0 (0 itself means inactive).
+AT_ZERO = np.iinfo(np.int64).min
 
 
 class Decision:
@@ -65,60 +74,137 @@ class Decision:
         ``rows`` index the transitions; ``rises`` is True for "became active", False for
         "cleared"; ``activated_ns`` is the activation time of the occurrence.
         """
-        if len(s) == 0:
-            e = np.array([], np.int64)
-            return e, np.array([], bool), e
-        starts, ends = group_starts(s), group_ends(s)
-        set_ = np.asarray(set_, bool)
-        if self.window > 1:
-            set_ = self._k_of_n(s, set_, starts, ends)
-        reset = np.asarray(reset, bool) & ~set_
-        latch0 = self.latch[s]
-        latch = ffill(set_ | reset, set_, starts, latch0)
-        change = latch != previous(latch, starts, latch0)
-        run_start = ffill(change, t, starts, self.run_start[s])
-        elapsed = t - run_start
-        q_on = latch & (elapsed >= self.on_ns[s])
-        q_off = ~latch & (elapsed >= self.off_ns[s])
-        since0 = self.active_since[s]
-        out = ffill(q_on | q_off, q_on, starts, since0 != 0)
-        prev = previous(out, starts, since0 != 0)
-        rises, falls = out & ~prev, ~out & prev
-        activated = ffill(rises, t, starts, since0)
-        last = s[ends]
-        self.latch[last] = latch[ends]
-        self.run_start[last] = run_start[ends]
-        self.active_since[last] = np.where(out[ends], activated[ends], 0)
-        rows = np.flatnonzero(rises | falls)
-        return rows, rises[rows], activated[rows]
+        # One condition: its arrays as a (1, n) bank (views, no copy).
+        dec = (
+            *(getattr(self, f)[None, :] for f in _FIELDS),
+            self.on_ns[None, :],
+            self.off_ns[None, :],
+            np.array([self.k], np.int64),
+            np.array([self.window], np.int64),
+        )
+        rows = np.empty(len(s), np.int64)
+        rises = np.empty(len(s), bool)
+        activated = np.empty(len(s), np.int64)
+        k = _decide_rows(
+            dec,
+            np.ascontiguousarray(s, np.int64),
+            np.ascontiguousarray(t, np.int64),
+            np.ascontiguousarray(set_, np.bool_),
+            np.ascontiguousarray(reset, np.bool_),
+            rows,
+            rises,
+            activated,
+        )
+        return rows[:k], rises[:k], activated[:k]
 
-    def _k_of_n(
-        self, s: np.ndarray, flags: np.ndarray, starts: np.ndarray, ends: np.ndarray
-    ) -> np.ndarray:
-        n, k = self.window, self.k
-        pos = position(starts)
-        cs = segmented_cumsum(flags.astype(np.float64), starts)
-        back = np.arange(len(s)) - n
-        inside = pos >= n
-        count = cs - np.where(inside, cs[np.maximum(back, 0)], 0.0)
-        need = np.clip(n - 1 - pos, 0, n - 1).astype(np.uint64)  # history bits still in window
-        mask = (np.uint64(1) << need) - np.uint64(1)
-        count += np.bitwise_count(self.hist[s] & mask)
-        hit = count >= k
-        # New history: bit j = the verdict j readings before the group's last one.
-        end_rows = np.flatnonzero(ends)
-        length = pos[end_rows] + 1
-        old = self.hist[s[end_rows]]
-        new = np.zeros(len(end_rows), np.uint64)
-        for j in range(n - 1):  # loop over history bits, not readings
-            from_batch = j < length
-            bit_batch = flags[np.maximum(end_rows - j, 0)].astype(np.uint64)
-            shift = np.clip(j - length, 0, 63).astype(np.uint64)
-            bit_old = (old >> shift) & np.uint64(1)
-            bit = np.where(from_batch, bit_batch, bit_old)
-            new |= bit << np.uint64(j)
-        self.hist[s[end_rows]] = new
-        return np.asarray(hit, bool)
+
+class Bank:
+    """The decisions of one detector's conditions as 2-D arrays (condition x sensor).
+
+    Building a bank copies each decision's state into the 2-D arrays and rebinds the
+    decision's arrays to rows of them (views), so snapshots, restores and resets through
+    the :class:`Decision` objects keep working on the same memory the kernels update.
+    """
+
+    def __init__(self, decisions: list[Decision]) -> None:
+        self.decisions = list(decisions)
+        stacked = []
+        for f in _FIELDS:
+            arr = np.stack([getattr(d, f) for d in decisions])
+            for i, d in enumerate(decisions):
+                setattr(d, f, arr[i])
+            stacked.append(arr)
+        self.arrays: tuple[Any, ...] = (
+            *stacked,
+            np.stack([d.on_ns for d in decisions]),
+            np.stack([d.off_ns for d in decisions]),
+            np.array([d.k for d in decisions], np.int64),
+            np.array([d.window for d in decisions], np.int64),
+        )
+
+    def current(self, decisions: list[Decision]) -> bool:
+        """Whether this bank still holds exactly these decision objects."""
+        return len(decisions) == len(self.decisions) and all(
+            a is b for a, b in zip(decisions, self.decisions, strict=True)
+        )
+
+
+@njit(**KERNEL)
+def step(dec, c, s, t, set_, reset):
+    """One reading of sensor ``s`` through condition ``c``'s decision.
+
+    Returns 1 (became active at ``t``), -1 (cleared; the occurrence's activation time is
+    then returned too) or 0, and the activation time.
+    """
+    latch, run_start, since, hist, on_ns, off_ns, k, window = dec
+    w = window[c]
+    if w > 1:
+        mask = (np.uint64(1) << np.uint64(w - 1)) - np.uint64(1)
+        h = hist[c, s]
+        count = set_ + _popcount(h & mask)
+        hist[c, s] = ((h << np.uint64(1)) | np.uint64(set_)) & mask
+        set_ = count >= k[c]
+    reset = reset and not set_
+    old = latch[c, s]
+    new = set_ or (old and not reset)
+    if new != old:
+        run_start[c, s] = t
+        latch[c, s] = new
+    elapsed = t - run_start[c, s]
+    act = since[c, s]
+    if new and act == 0 and elapsed >= on_ns[c, s]:
+        since[c, s] = t if t != 0 else AT_ZERO
+        return 1, t
+    if not new and act != 0 and elapsed >= off_ns[c, s]:
+        since[c, s] = 0
+        return -1, act if act != AT_ZERO else 0
+    return 0, act
+
+
+@njit(**KERNEL)
+def _popcount(x):
+    n = 0
+    while x:
+        x &= x - np.uint64(1)
+        n += 1
+    return n
+
+
+def new_out(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output buffers for at most ``rows`` transitions.
+
+    One row per transition. Integers: sensor, condition, rises (0/1), ts, activated;
+    floats: value, threshold. Sized for the worst case (every reading a transition of
+    every condition): untouched pages of ``np.empty`` cost no memory, and a buffer that
+    never grows keeps the kernels small (numba compiles a growable one several times
+    slower).
+    """
+    return np.empty((rows, 5), np.int64), np.empty((rows, 2), np.float64)
+
+
+@njit(**KERNEL)
+def emit(ib, fb, k, s, c, rise, ts, act, value, threshold):
+    """Write one transition at row ``k``."""
+    ib[k, 0] = s
+    ib[k, 1] = c
+    ib[k, 2] = rise
+    ib[k, 3] = ts
+    ib[k, 4] = act
+    fb[k, 0] = value
+    fb[k, 1] = threshold
+
+
+@njit(**KERNEL)
+def _decide_rows(dec, s, t, set_, reset, rows, rises, activated):
+    k = 0
+    for i in range(len(s)):
+        code, act = step(dec, 0, s[i], t[i], set_[i], reset[i])
+        if code != 0:
+            rows[k] = i
+            rises[k] = code > 0
+            activated[k] = act
+            k += 1
+    return k
 
 
 def reference_decide(

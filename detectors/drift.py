@@ -4,8 +4,8 @@ Per sensor: a warm-up collects the first ``warmup`` usable readings and sets the
 baseline to their median and MAD (x 1.4826, floored so quantised signals do not give a
 zero scale). After that each reading becomes ``z = (v - centre) / scale`` (clipped) and
 drives an EWMA (condition ``DRIFT``: |EWMA| past L sigma of the EWMA) and a CUSUM
-(``SHIFT``: max(C+, C-) past h). The CUSUM recursion ``C = max(0, C + z - k)`` is
-``cumsum - running min`` per sensor, the EWMA one ``lfilter`` over the whole batch.
+(``SHIFT``: max(C+, C-) past h). One compiled pass over the sensor-sorted batch runs
+both recursions, the decisions and the learning.
 
 The baseline is frozen within a batch and then learns slowly (per reading factor
 ``baseline_alpha``) from readings with |z| < ``gate`` only, and not at all while DRIFT or
@@ -14,24 +14,17 @@ SHIFT is active: anomalous data never become the new normal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from common.conditions import Severity
 from common.registry import SensorRef
-from detectors.base import Detector, Score
-from detectors.batch import (
-    Batch,
-    ewma,
-    group_ends,
-    group_starts,
-    position,
-    segmented_cumsum,
-    segmented_min_accumulate,
-)
-from detectors.decision import Decision
+from detectors.base import Detector, Transitions, from_kernel
+from detectors.batch import BAD_QUALITY, Batch
+from detectors.decision import Decision, emit, step
+from detectors.jit import KERNEL
 
 MAD_TO_SIGMA = 1.4826
 MEAN_ABS_TO_SIGMA = 1.2533  # sigma / E|x - mu| for a normal distribution
@@ -83,91 +76,46 @@ class DriftDetector(Detector):
         self.ew = self.add_state("ewma", (), np.float64, 0.0)
         self.cp = self.add_state("cusum_pos", (), np.float64, 0.0)
         self.cn = self.add_state("cusum_neg", (), np.float64, 0.0)
-        self._z: np.ndarray | None = None
 
     def scale(self, s: np.ndarray) -> np.ndarray:
         """Robust sigma per sensor (floored)."""
         return np.maximum(self.absdev[s] * MEAN_ABS_TO_SIGMA, self.floor[s])
 
-    def score(self, b: Batch) -> Iterator[Score]:
-        """EWMA and CUSUM of z against the baseline frozen at the start of the batch."""
-        p = self.p
-        valid = b.usable & self.enabled[b.s] & (self.count[b.s] >= p.warmup)
-        rows = np.flatnonzero(valid)
-        self._z = None
-        if len(rows) == 0:
-            return
-        s = b.s[rows]
-        starts, ends = group_starts(s), group_ends(s)
-        z = np.clip((b.v[rows] - self.centre[s]) / self.scale(s), -p.z_clip, p.z_clip)
-        e = ewma(z, starts, p.lam, self.ew[s])
-        cp = _cusum(z - p.cusum_k, starts, self.cp[s])
-        cn = _cusum(-z - p.cusum_k, starts, self.cn[s])
-        last = s[ends]
-        self.ew[last], self.cp[last], self.cn[last] = e[ends], cp[ends], cn[ends]
-        full_z = np.full(len(b), np.nan)
-        full_z[rows] = z
-        self._z = full_z
-        lim_e, lim_c = p.ewma_limit, p.cusum_h
-        ew_full = np.zeros(len(b))
-        ew_full[rows] = e
-        cu_full = np.zeros(len(b))
-        cu_full[rows] = np.where(cp >= cn, cp, -cn)
-        yield Score(
-            0,
-            valid,
-            np.abs(ew_full) >= lim_e,
-            np.abs(ew_full) < lim_e * p.reset_fraction,
-            ew_full / np.sqrt(p.lam / (2 - p.lam)),  # in sigmas of the EWMA
-            np.full(len(b), p.ewma_l),
-        )
-        yield Score(
-            1,
-            valid,
-            np.abs(cu_full) >= lim_c,
-            np.abs(cu_full) < lim_c * p.reset_fraction,
-            cu_full,
-            np.full(len(b), lim_c),
-        )
+    def process(self, b: Batch) -> Transitions:
+        """EWMA and CUSUM of z against the baseline frozen at the start of the batch.
 
-    def learn(self, b: Batch) -> None:
-        """Warm-up buffers, then a slow baseline update from in-control readings only."""
+        Then, per sensor: warm-up buffers fill, and the baseline learns from the batch's
+        in-control readings only when neither DRIFT nor SHIFT is active afterwards.
+        """
         p = self.p
-        use = b.usable & self.enabled[b.s]
-        warming = use & (self.count[b.s] < p.warmup)
-        if warming.any():
-            self._warm(b.s[warming], b.v[warming])
-        if self._z is None:
-            return
-        quiet = (self.decisions[0].active_since == 0) & (self.decisions[1].active_since == 0)
-        z = self._z
-        with np.errstate(invalid="ignore"):
-            ok = ~np.isnan(z) & (np.abs(z) < p.gate) & quiet[b.s]
-        if not ok.any():
-            return
-        s, v = b.s[ok], b.v[ok]
-        sensors, inverse, n_acc = np.unique(s, return_inverse=True, return_counts=True)
-        dev = v - self.centre[s]
-        mean_dev = np.bincount(inverse, dev) / n_acc
-        mean_abs = np.bincount(inverse, np.abs(dev)) / n_acc
-        gain = 1.0 - (1.0 - p.baseline_alpha) ** n_acc
-        self.centre[sensors] += gain * mean_dev
-        self.absdev[sensors] += gain * (mean_abs - self.absdev[sensors])
-
-    def _warm(self, s: np.ndarray, v: np.ndarray) -> None:
-        p = self.p
-        starts = group_starts(s)
-        slot = self.count[s] + position(starts)
-        fits = slot < p.warmup
-        self.buf[s[fits], slot[fits]] = v[fits]
-        sensors, n = np.unique(s, return_counts=True)
-        self.count[sensors] = np.minimum(self.count[sensors] + n, p.warmup)
-        done = sensors[(self.count[sensors] >= p.warmup) & np.isnan(self.centre[sensors])]
-        if len(done):
+        params = np.array(
+            [
+                p.lam,
+                p.ewma_limit,
+                p.reset_fraction,
+                p.cusum_k,
+                p.cusum_h,
+                p.z_clip,
+                p.gate,
+                p.baseline_alpha,
+                float(np.sqrt(p.lam / (2 - p.lam))),
+                p.ewma_l,
+            ]
+        )
+        ib, fb = self.out(len(b))
+        state = (self.count, self.buf, self.centre, self.absdev, self.ew, self.cp, self.cn)
+        done = np.empty(len(b), np.int64)  # sensors whose warm-up completed in this batch
+        k, n_done = _drift(
+            self.bank(), b.s, b.t, b.v, b.q, b.late, self.enabled, self.floor, state, params,
+            ib, fb, done,
+        )  # fmt: skip
+        done = done[:n_done]
+        if n_done:  # baselines from the completed warm-up buffers (median, MAD)
             med = np.median(self.buf[done], axis=1)
             mad = np.median(np.abs(self.buf[done] - med[:, None]), axis=1)
             self.centre[done] = med
             self.absdev[done] = mad * MAD_TO_SIGMA / MEAN_ABS_TO_SIGMA
+        return from_kernel(ib[:k], fb[:k])
 
     def describe(
         self, condition: int, active: bool, value: float, threshold: float, ref: SensorRef
@@ -190,8 +138,67 @@ class DriftDetector(Detector):
         return "low"
 
 
-def _cusum(d: np.ndarray, starts: np.ndarray, initial: np.ndarray) -> np.ndarray:
-    """``S_i = max(0, S_{i-1} + d_i)`` per group = ``C_i - min(0, min_{j<=i} C_j)``."""
-    c = initial + segmented_cumsum(d, starts)
-    out: np.ndarray = c - np.minimum(segmented_min_accumulate(c, starts), 0.0)
-    return out
+@njit(**KERNEL)
+def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb, done):
+    count, buf, centre, absdev, ew, cp, cn = state
+    lam, lim_e, rf, ck, ch, zc, gate, alpha, norm, ewma_l = params
+    since = dec[2]
+    warmup = buf.shape[1]
+    n = len(s)
+    k = 0
+    n_done = 0
+    i = 0
+    while i < n:  # one sensor's group at a time
+        si = s[i]
+        end = i
+        while end < n and s[end] == si:
+            end += 1
+        if not enabled[si]:
+            i = end
+            continue
+        warm = count[si] >= warmup  # judged on the state before the batch
+        c0 = centre[si]
+        scale = max(absdev[si] * MEAN_ABS_TO_SIGMA, floor[si])
+        e, p_, m_ = ew[si], cp[si], cn[si]
+        n_acc = 0
+        sum_dev = 0.0
+        sum_abs = 0.0
+        for r in range(i, end):
+            x = v[r]
+            if late[r] or q[r] == BAD_QUALITY or np.isnan(x):
+                continue
+            if not warm:
+                if count[si] < warmup:
+                    buf[si, count[si]] = x
+                    count[si] += 1
+                continue
+            z = min(max((x - c0) / scale, -zc), zc)
+            e = (1.0 - lam) * e + lam * z
+            p_ = max(0.0, p_ + z - ck)
+            m_ = max(0.0, m_ - z - ck)
+            tr = t[r]
+            code, act = step(dec, 0, si, tr, abs(e) >= lim_e, abs(e) < lim_e * rf)
+            if code != 0:
+                emit(ib, fb, k, si, 0, code > 0, tr, act, e / norm, ewma_l)
+                k += 1
+            cu = p_ if p_ >= m_ else -m_
+            code, act = step(dec, 1, si, tr, abs(cu) >= ch, abs(cu) < ch * rf)
+            if code != 0:
+                emit(ib, fb, k, si, 1, code > 0, tr, act, cu, ch)
+                k += 1
+            if abs(z) < gate:
+                d = x - c0
+                n_acc += 1
+                sum_dev += d
+                sum_abs += abs(d)
+        if warm:
+            ew[si], cp[si], cn[si] = e, p_, m_
+            if n_acc > 0 and since[0, si] == 0 and since[1, si] == 0:
+                gain = 1.0 - (1.0 - alpha) ** n_acc
+                centre[si] = c0 + gain * (sum_dev / n_acc)
+                absdev[si] += gain * (sum_abs / n_acc - absdev[si])
+        elif count[si] >= warmup and np.isnan(centre[si]):
+            done[n_done] = si
+            n_done += 1
+        i = end
+    return k, n_done

@@ -3,24 +3,23 @@
 Each usable reading contributes ``value x dt`` (dt = time since the sensor's previous
 reading, capped at ``hold_s``: the value is taken to hold since then). The rolling
 average at a reading is the sum of contributions in its window divided by the window
-length. Contributions inside the batch are summed exactly (segmented cumulative sums and a
-``searchsorted`` for the window start); older ones come from a small ring of time buckets
-per sensor (1-min buckets for the STEL, 15-min buckets for the TWA), so the window start
-is resolved to a bucket: the window covers between (n-1) and n buckets plus the current
-partial one. State: 15 + 32 buckets, under 0.4 KB per sensor.
+length. Contributions are kept in a small ring of time buckets per sensor (1-min buckets
+for the STEL, 15-min buckets for the TWA), so the window start is resolved to a bucket:
+the window covers between (n-1) and n buckets plus the current partial one. State:
+15 + 32 buckets, under 0.4 KB per sensor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
+from numba import njit
 
 from common.conditions import Severity
 from common.registry import SensorRef
-from detectors.base import Detector, Score
-from detectors.batch import Batch, group_ends, group_starts, previous, segmented_cumsum
-from detectors.decision import Decision
+from detectors.base import Detector, Transitions, from_kernel
+from detectors.batch import BAD_QUALITY, Batch
+from detectors.decision import Decision, emit, step
+from detectors.jit import KERNEL
 
 # (condition, bucket seconds, buckets in the window, window seconds)
 WINDOWS = (("STEL", 60, 15, 900.0), ("TWA", 900, 32, 28800.0))
@@ -41,72 +40,19 @@ class ExposureDetector(Detector):
         self.last_t = self.add_state("last_t", (), np.int64, 0)
         self.rings = [self.add_state(f"{w[0]}_ring", (w[2],), np.float64, 0.0) for w in WINDOWS]
         self.newest = [self.add_state(f"{w[0]}_newest", (), np.int64, -1) for w in WINDOWS]
-        self._pending: list[tuple[np.ndarray, ...]] = []
+        self._watched = ~np.isnan(self.limit).all(axis=0)
 
-    def score(self, b: Batch) -> Iterator[Score]:
-        """Rolling averages at each reading of a sensor with a limit."""
-        watched = ~np.isnan(self.limit).all(axis=0)
-        valid = b.usable & watched[b.s]
-        rows = np.flatnonzero(valid)
-        self._pending = []
-        if len(rows) == 0:
-            return
-        s, t, v = b.s[rows], b.t[rows], b.v[rows]
-        starts, ends = group_starts(s), group_ends(s)
-        prev = previous(t, starts, self.last_t[s])
-        dt = np.where(prev == 0, self.hold_ns[s], np.minimum(t - prev, self.hold_ns[s]))
-        c = v * (dt / 1e9)
-        cs = segmented_cumsum(c, starts)
-        gid = np.cumsum(starts) - 1
-        first = np.flatnonzero(starts)[gid]
-        for wi, (_, bucket_s, nb, window_s) in enumerate(WINDOWS):
-            bucket = t // (bucket_s * 1_000_000_000)
-            # In-batch part: rows of the group with bucket > current - nb.
-            b0 = int(bucket.min())
-            width = int(bucket.max()) - b0 + nb + 2
-            key = gid * width + (bucket - b0)
-            lo = np.searchsorted(key, key - nb + 1, side="left")
-            lo = np.maximum(lo, first)
-            inside = cs - np.where(lo > first, cs[np.maximum(lo - 1, 0)], 0.0)
-            # Earlier batches: ring entries with id > current - nb.
-            ring, newest = self.rings[wi][s], self.newest[wi][s]
-            suffix = np.concatenate(
-                [np.cumsum(ring[:, ::-1], axis=1)[:, ::-1], np.zeros((len(s), 1))], axis=1
-            )
-            skip = np.where(newest < 0, nb, np.clip(bucket - newest, 0, nb))
-            carried = suffix[np.arange(len(s)), skip]
-            avg = np.full(len(b), np.nan)
-            avg[rows] = (inside + carried) / window_s
-            limit = self.limit[wi, b.s]
-            ok = valid & ~np.isnan(limit)
-            with np.errstate(invalid="ignore"):
-                yield Score(wi, ok, avg >= limit, avg < limit * RESET_FRACTION, avg, limit)
-            self._pending.append((s, ends, bucket, c))
-        self._pending.append((s[ends], t[ends]))
-
-    def learn(self, b: Batch) -> None:
-        """Fold the batch's contributions into the bucket rings."""
-        if not self._pending:
-            return
-        *per_window, (sensors, last_t) = self._pending
-        for wi, (s, ends, bucket, c) in enumerate(per_window):
-            nb = WINDOWS[wi][2]
-            ring, newest = self.rings[wi], self.newest[wi]
-            new_newest = bucket[ends]
-            shift = np.where(newest[sensors] < 0, nb, new_newest - newest[sensors])
-            cols = np.arange(nb)[None, :] + shift[:, None]
-            old = ring[sensors]
-            moved = np.where(
-                cols < nb, old[np.arange(len(sensors))[:, None], np.minimum(cols, nb - 1)], 0.0
-            )
-            gid = np.cumsum(group_starts(s)) - 1
-            slot = nb - 1 - (new_newest[gid] - bucket)
-            keep = slot >= 0
-            np.add.at(moved, (gid[keep], slot[keep]), c[keep])
-            ring[sensors] = moved
-            newest[sensors] = new_newest
-        self.last_t[sensors] = last_t
-        self._pending = []
+    def process(self, b: Batch) -> Transitions:
+        """Rolling averages at each usable reading of a sensor with a limit."""
+        ib, fb = self.out(len(b))
+        stel, twa = WINDOWS
+        k = _exposure(
+            self.bank(), b.s, b.t, b.v, b.q, b.late, self._watched, self.limit, self.hold_ns,
+            self.last_t, self.rings[0], self.newest[0], self.rings[1], self.newest[1],
+            np.array([stel[1], twa[1]], np.int64) * 1_000_000_000,
+            np.array([stel[3], twa[3]]), ib, fb,
+        )  # fmt: skip
+        return from_kernel(ib[:k], fb[:k])
 
     def describe(
         self, condition: int, active: bool, value: float, threshold: float, ref: SensorRef
@@ -125,3 +71,53 @@ class ExposureDetector(Detector):
     def severity(self, condition: int, ref: SensorRef) -> Severity:
         """Exposure limits protect people: high."""
         return "high"
+
+
+@njit(**KERNEL)
+def _bucket_sum(ring, newest, si, bucket, c):
+    """Add ``c`` to ``bucket`` of one sensor's ring (rolling it forward) and sum the ring."""
+    nb = ring.shape[1]
+    old = newest[si]
+    shift = nb if old < 0 else bucket - old
+    if shift > 0:
+        for j in range(nb):
+            ring[si, j] = ring[si, j + shift] if j + shift < nb else 0.0
+        newest[si] = bucket
+        ring[si, nb - 1] += c
+    elif nb - 1 + shift >= 0:  # not after the newest bucket (duplicate or same bucket)
+        ring[si, nb - 1 + shift] += c
+    total = 0.0
+    for j in range(nb):
+        total += ring[si, j]
+    return total
+
+
+@njit(**KERNEL)
+def _exposure(
+    dec, s, t, v, q, late, watched, limit, hold_ns, last_t, ring0, newest0, ring1, newest1,
+    width, window_s, ib, fb,
+):  # fmt: skip
+    k = 0
+    for i in range(len(s)):
+        si, x = s[i], v[i]
+        if late[i] or q[i] == BAD_QUALITY or np.isnan(x) or not watched[si]:
+            continue
+        ti = t[i]
+        prev = last_t[si]
+        dt = hold_ns[si] if prev == 0 else min(ti - prev, hold_ns[si])
+        last_t[si] = ti
+        c = x * (dt / 1e9)
+        for w in range(2):
+            if w == 0:
+                total = _bucket_sum(ring0, newest0, si, ti // width[0], c)
+            else:
+                total = _bucket_sum(ring1, newest1, si, ti // width[1], c)
+            avg = total / window_s[w]
+            lim = limit[w, si]
+            if np.isnan(lim):
+                continue
+            code, act = step(dec, w, si, ti, avg >= lim, avg < lim * RESET_FRACTION)
+            if code != 0:
+                emit(ib, fb, k, si, w, code > 0, ti, act, avg, lim)
+                k += 1
+    return k

@@ -16,15 +16,15 @@ alarms:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
+from numba import njit
 
 from common.conditions import Severity
 from common.registry import SensorRef
-from detectors.base import Detector, Score, Transitions, concat
-from detectors.batch import BAD_QUALITY, Batch, group_ends, group_starts, previous
-from detectors.decision import Decision
+from detectors.base import Detector, Transitions, from_kernel
+from detectors.batch import BAD_QUALITY, Batch
+from detectors.decision import Decision, emit, step
+from detectors.jit import KERNEL
 
 CONDITIONS = (
     "FAULT_RANGE",
@@ -43,6 +43,7 @@ class HealthDetector(Detector):
 
     name = "health"
     conditions = CONDITIONS
+    max_per_reading = 7  # five faults, and a stale gap (raised and cleared)
 
     def __init__(
         self,
@@ -71,89 +72,15 @@ class HealthDetector(Detector):
         ]
         self.last_v = self.add_state("last_v", (), np.float64, np.nan)
         self.last_seen = self.add_state("last_seen", (), np.int64, 0)
-        self._next_last_v: tuple[np.ndarray, np.ndarray] | None = None
-
-    def score(self, b: Batch) -> Iterator[Score]:
-        """Verdicts for the data-driven faults (stale is handled in :meth:`process`)."""
-        usable = b.usable
-        in_time = ~b.late
-        v = b.v
-        with np.errstate(invalid="ignore"):
-            outside = (v < self.lo[b.s] - self.margin[b.s]) | (v > self.hi[b.s] + self.margin[b.s])
-        bound = np.where(v > self.hi[b.s], self.hi[b.s], self.lo[b.s])
-        yield Score(RANGE, usable, outside, ~outside, v, bound)
-        rows = np.flatnonzero(usable)
-        self._next_last_v = None
-        if len(rows):
-            s = b.s[rows]
-            starts, ends = group_starts(s), group_ends(s)
-            prev = previous(v[rows], starts, self.last_v[s])
-            step = np.full(len(b), np.nan)
-            step[rows] = np.abs(v[rows] - prev)
-            self._next_last_v = (s[ends], v[rows][ends])
-            with np.errstate(invalid="ignore"):
-                jump = step > self.jump[b.s]
-                flat = step == 0.0
-                moved = step > 0.0
-            has_step = ~np.isnan(step)
-            spiky = has_step & ~np.isnan(self.jump[b.s])
-            yield Score(SPIKE, spiky, jump, ~jump, step, self.jump[b.s])
-            stuck = has_step & ~np.isnan(self.stuck_s[b.s])
-            yield Score(STUCK, stuck, flat, moved, v, self.stuck_s[b.s])
-        nan = np.isnan(v)
-        bad = b.q == BAD_QUALITY
-        offline = bad & nan
-        faulty = (bad | nan) & ~offline
-        good = ~bad & ~nan
-        q = b.q.astype(np.float64)
-        yield Score(QUALITY, in_time, faulty, good, q, np.full(len(b), float(BAD_QUALITY)))
-        yield Score(OFFLINE, in_time, offline, good, q, np.full(len(b), float(BAD_QUALITY)))
 
     def process(self, b: Batch) -> Transitions:
-        """Data-driven faults plus stale gaps between readings."""
-        found = super().process(b)
-        return concat([found, self._gaps(b)])
-
-    def learn(self, b: Batch) -> None:
-        """Remember each sensor's last usable value."""
-        if self._next_last_v is not None:
-            sensors, values = self._next_last_v
-            self.last_v[sensors] = values
-            self._next_last_v = None
-
-    def _gaps(self, b: Batch) -> Transitions:
-        rows = np.flatnonzero(~b.late)
-        if len(rows) == 0:
-            return concat([])
-        s, t = b.s[rows], b.t[rows]
-        starts, ends = group_starts(s), group_ends(s)
-        seen0 = self.last_seen[s]
-        limit = self.stale_ns[s]
-        prev = previous(t, starts, seen0)
-        watched = limit > 0
-        gap = watched & (prev != 0) & (t - prev > limit)
-        since = self.decisions[STALE].active_since
-        flagged = starts & (since[s] != 0)  # the clock already reported this silence
-        # A gap yields "active" at prev + limit and "cleared" at the new reading; when the
-        # clock already raised it, only the clear (named by the clock's activation time).
-        act_rows = gap & ~flagged
-        act_t = prev + limit
-        clear_act = np.where(flagged, since[s], act_t)
-        clear_rows = gap | flagged
-        self.last_seen[s[ends]] = t[ends]
-        since[np.unique(s[clear_rows])] = 0
-        a, c = np.flatnonzero(act_rows), np.flatnonzero(clear_rows)
-        gap_s = (t - prev) / 1e9
-        lim_s = limit / 1e9
-        return Transitions(
-            np.concatenate([s[a], s[c]]),
-            np.full(len(a) + len(c), STALE, np.int64),
-            np.concatenate([np.ones(len(a), bool), np.zeros(len(c), bool)]),
-            np.concatenate([act_t[a], t[c]]),
-            np.concatenate([lim_s[a], gap_s[c]]),
-            np.concatenate([lim_s[a], lim_s[c]]),
-            np.concatenate([act_t[a], clear_act[c]]),
+        """Data-driven faults plus stale gaps between readings, one pass over the batch."""
+        ib, fb = self.out(len(b))
+        params = (self.lo, self.hi, self.margin, self.jump, self.stuck_s, self.stale_ns)
+        k = _health(
+            self.bank(), b.s, b.t, b.v, b.q, b.late, params, self.last_v, self.last_seen, ib, fb
         )
+        return from_kernel(ib[:k], fb[:k])
 
     def tick(self, now_ns: int) -> Transitions:
         """Raise FAULT_STALE for sensors silent longer than their limit (clock-driven)."""
@@ -198,3 +125,64 @@ class HealthDetector(Detector):
         if ref.sensor.kind == "gas" and condition in (OFFLINE, STALE, RANGE):
             return "medium"
         return "low"
+
+
+@njit(**KERNEL)
+def _health(dec, s, t, v, q, late, params, last_v, last_seen, ib, fb):
+    lo, hi, margin, jump, stuck_s, stale_ns = params
+    since = dec[2]  # stale: decided here, the bank only holds the activation time
+    bad_q = float(BAD_QUALITY)
+    k = 0
+    for i in range(len(s)):
+        if late[i]:
+            continue
+        si, ti, x = s[i], t[i], v[i]
+        bad, nan = q[i] == BAD_QUALITY, np.isnan(x)
+        if not bad and not nan:  # usable
+            outside = x < lo[si] - margin[si] or x > hi[si] + margin[si]
+            bound = hi[si] if x > hi[si] else lo[si]
+            code, act = step(dec, RANGE, si, ti, outside, not outside)
+            if code != 0:
+                emit(ib, fb, k, si, RANGE, code > 0, ti, act, x, bound)
+                k += 1
+            d = abs(x - last_v[si])
+            if not np.isnan(d):
+                lim = jump[si]
+                if not np.isnan(lim):
+                    code, act = step(dec, SPIKE, si, ti, d > lim, not d > lim)
+                    if code != 0:
+                        emit(ib, fb, k, si, SPIKE, code > 0, ti, act, d, lim)
+                        k += 1
+                if not np.isnan(stuck_s[si]):
+                    code, act = step(dec, STUCK, si, ti, d == 0.0, d > 0.0)
+                    if code != 0:
+                        emit(ib, fb, k, si, STUCK, code > 0, ti, act, x, stuck_s[si])
+                        k += 1
+            last_v[si] = x
+        offline = bad and nan
+        faulty = (bad or nan) and not offline
+        good = not bad and not nan
+        qv = float(q[i])
+        code, act = step(dec, QUALITY, si, ti, faulty, good)
+        if code != 0:
+            emit(ib, fb, k, si, QUALITY, code > 0, ti, act, qv, bad_q)
+            k += 1
+        code, act = step(dec, OFFLINE, si, ti, offline, good)
+        if code != 0:
+            emit(ib, fb, k, si, OFFLINE, code > 0, ti, act, qv, bad_q)
+            k += 1
+        # Stale: a gap longer than the limit is raised (at last reading + limit) and
+        # cleared here; a silence the clock already raised is only cleared.
+        limit = stale_ns[si]
+        prev = last_seen[si]
+        lim_s = limit / 1e9
+        if since[STALE, si] != 0:
+            emit(ib, fb, k, si, STALE, False, ti, since[STALE, si], (ti - prev) / 1e9, lim_s)
+            k += 1
+            since[STALE, si] = 0
+        elif limit > 0 and prev != 0 and ti - prev > limit:
+            emit(ib, fb, k, si, STALE, True, prev + limit, prev + limit, lim_s, lim_s)
+            emit(ib, fb, k + 1, si, STALE, False, ti, prev + limit, (ti - prev) / 1e9, lim_s)
+            k += 2
+        last_seen[si] = ti
+    return k

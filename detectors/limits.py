@@ -3,19 +3,20 @@
 The score is the reading itself. A high limit sets at ``value >= limit`` and resets at
 ``value < limit - deadband`` (mirrored for low limits); delays and hysteresis are the
 shared decision layer's. For gas detectors H/HH are GB/T 50493's first and second level.
+Bad-quality, NaN and late readings decide nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
+from numba import njit
 
 from common.conditions import Severity
 from common.registry import SensorRef
-from detectors.base import Detector, Score
-from detectors.batch import Batch
-from detectors.decision import Decision
+from detectors.base import Detector, Transitions, from_kernel
+from detectors.batch import BAD_QUALITY, Batch
+from detectors.decision import Decision, emit, step
+from detectors.jit import KERNEL
 
 LEVELS = ("HH", "H", "L", "LL")
 _HIGH = {"HH": True, "H": True, "L": False, "LL": False}
@@ -39,21 +40,11 @@ class LimitDetector(Detector):
         self.deadband = np.asarray(deadband, np.float64)
         self.decisions = [Decision(self.n, on_delay_s, off_delay_s) for _ in LEVELS]
 
-    def score(self, b: Batch) -> Iterator[Score]:
-        """One verdict per configured level; bad-quality, NaN and late readings decide nothing."""
-        usable = b.usable
-        band = self.deadband[b.s]
-        for li, level in enumerate(LEVELS):
-            limit = self.limits[li, b.s]
-            configured = ~np.isnan(limit)
-            if not configured.any():
-                continue
-            with np.errstate(invalid="ignore"):
-                if _HIGH[level]:
-                    set_, reset = b.v >= limit, b.v < limit - band
-                else:
-                    set_, reset = b.v <= limit, b.v > limit + band
-            yield Score(li, usable & configured, set_, reset, b.v, limit)
+    def process(self, b: Batch) -> Transitions:
+        """One verdict per configured level and reading, through the decision layer."""
+        ib, fb = self.out(len(b))
+        k = _limits(self.bank(), b.s, b.t, b.v, b.q, b.late, self.limits, self.deadband, ib, fb)
+        return from_kernel(ib[:k], fb[:k])
 
     def describe(
         self, condition: int, active: bool, value: float, threshold: float, ref: SensorRef
@@ -77,3 +68,26 @@ class LimitDetector(Detector):
         if ref.sensor.kind == "gas":
             return "critical" if level in ("HH", "LL") else "high"
         return "high" if level in ("HH", "LL") else "medium"
+
+
+@njit(**KERNEL)
+def _limits(dec, s, t, v, q, late, limits, band, ib, fb):
+    k = 0
+    for i in range(len(s)):
+        x = v[i]
+        if late[i] or q[i] == BAD_QUALITY or np.isnan(x):
+            continue
+        si, ti = s[i], t[i]
+        for li in range(4):  # HH, H, L, LL
+            limit = limits[li, si]
+            if np.isnan(limit):
+                continue
+            if li < 2:
+                set_, reset = x >= limit, x < limit - band[si]
+            else:
+                set_, reset = x <= limit, x > limit + band[si]
+            code, act = step(dec, li, si, ti, set_, reset)
+            if code != 0:
+                emit(ib, fb, k, si, li, code > 0, ti, act, x, limit)
+                k += 1
+    return k

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import Detector, Transitions
-from detectors.batch import group_ends, sort_batch
+from detectors.batch import Batch, advance_clock, sort_batch
 
 
 class Suite:
@@ -34,11 +34,18 @@ class Suite:
         self, sensor: np.ndarray, ts_ns: np.ndarray, value: np.ndarray, quality: np.ndarray
     ) -> list[tuple[Detector, Transitions]]:
         """Run every detector on one batch; return each one's transitions."""
-        b = sort_batch(sensor, ts_ns, value, quality, self.last_ts)
+        return self.process_batch(self.sort(sensor, ts_ns, value, quality))
+
+    def sort(
+        self, sensor: np.ndarray, ts_ns: np.ndarray, value: np.ndarray, quality: np.ndarray
+    ) -> Batch:
+        """The batch sorted by (sensor, time), late rows flagged against the suite's clock."""
+        return sort_batch(sensor, ts_ns, value, quality, self.last_ts)
+
+    def process_batch(self, b: Batch) -> list[tuple[Detector, Transitions]]:
+        """Run every detector on a batch from :meth:`sort`, then advance the clock."""
         out = [(d, d.process(b)) for d in self.detectors]
-        if len(b):
-            ends = group_ends(b.s)
-            self.last_ts[b.s[ends]] = np.maximum(self.last_ts[b.s[ends]], b.t[ends])
+        advance_clock(self.last_ts, b.s, b.t, b.late)
         return out
 
     def tick(self, now_ns: int) -> list[tuple[Detector, Transitions]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,22 @@ def add_bench(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     b.add_argument("--reference-readings", type=int, default=20_000)
     b.add_argument("--no-river", action="store_true", help="skip river's equivalents")
     b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument(
+        "--cpu",
+        type=int,
+        default=None,
+        help="pin to this CPU (default: the first CPU this process may use)",
+    )
+    b.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("reports") / "bench" / "detectors.png",
+        help="PNG bar chart of µs per reading (default reports/bench/detectors.png)",
+    )
+    b.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    b.add_argument(
+        "--repeat", type=int, default=3, help="passes over the data; the fastest is reported"
+    )
     b.set_defaults(func=_bench)
 
 
@@ -73,17 +90,36 @@ def _evaluate_skab(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_core(cpu: int | None) -> int | None:
+    """Pin this process to one CPU and its thread pools to one thread; return the CPU."""
+    # Thread-pool sizes are read by the libraries when their pools start (numba's on
+    # first parallel use, which the single-threaded kernels never make).
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    chosen = cpu if cpu is not None else min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {chosen})
+    return chosen
+
+
 def _bench(args: argparse.Namespace) -> int:
+    one_core(args.cpu)
     from detectors import bench
 
+    say = _progress(True)
     result = bench.run(
         args.sensors,
         args.readings,
         args.batches,
         args.reference_readings,
         river=not args.no_river,
-        progress=_progress(True),
+        progress=say,
+        repeat=max(args.repeat, 1),
     )
+    if not args.no_plot:
+        result["plot"] = str(bench.plot(result, args.plot))
+        say(f"wrote {result['plot']}")
     print(json.dumps(result) if args.json else bench.table(result))
     return 0
 

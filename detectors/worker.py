@@ -39,7 +39,6 @@ from common.readings import BatchFormatError, decode_batch
 from common.registry import Registry
 from detectors import metrics
 from detectors.base import Detector, Transitions
-from detectors.batch import sort_batch
 from detectors.config import build_suite
 from detectors.events import condition_events, mspc_events
 from detectors.multivariate import PcaModel, UnitMspc
@@ -309,10 +308,8 @@ class Worker:
         """Run the suite and the unit models on one poll's columns (no I/O)."""
         # The multivariate detector shares the suite's clock: sort (and flag late readings)
         # against it before the suite advances it.
-        b = sort_batch(
-            cols["sensor"], cols["ts"], cols["value"], cols["quality"], self.suite.last_ts
-        )
-        found = self.suite.process(cols["sensor"], cols["ts"], cols["value"], cols["quality"])
+        b = self.suite.sort(cols["sensor"], cols["ts"], cols["value"], cols["quality"])
+        found = self.suite.process_batch(b)
         events = self._events(found)
         if self.mspc.units:
             found_mspc = self.mspc.process(b.s, b.t, b.v, b.usable)
