@@ -180,18 +180,23 @@ class Bridge:
     async def _complete(self, flush: Flush, client: mqtt.Client) -> None:
         try:
             await flush.task
+            delivered = True
         except RuntimeError:
             # Only when stopping while Kafka is unreachable: leave these messages
             # unacknowledged in our session at the broker, which redelivers them.
             log.warning(
                 "stopping: %d messages left unacknowledged at the broker", len(flush.messages)
             )
-        else:
+            delivered = False
+        # Counted out before the acks: each ack lets the broker send the next message at
+        # once (on paho's thread, into the inbox), and /healthz, read from another thread,
+        # must not count it on top of the one it replaces.
+        self._inflight -= len(flush.messages)
+        metrics.INFLIGHT.set(self._inflight)
+        if delivered:
             for item in flush.messages:
                 if item.qos:
                     client.ack(item.mid, item.qos)
-        self._inflight -= len(flush.messages)
-        metrics.INFLIGHT.set(self._inflight)
 
     async def _watch_kafka(self, producer: ProducerSlot, stop: asyncio.Event) -> None:
         """Keep the Kafka connectivity flag honest while no traffic flows."""
