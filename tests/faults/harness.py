@@ -34,6 +34,7 @@ from chemwatch.stack import manager, process
 from chemwatch.stack.config import StackSettings, load_stack_settings
 from common import mqtt as mqtt_clients
 from common.settings import BaseProcessSettings, MqttSettings
+from tests.fixtures.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "faults"
@@ -294,17 +295,6 @@ class Pipeline:
     def stop(self) -> None:
         for p in self.procs.values():
             p.stop()
-
-
-def wait_until(probe: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 # ---------------------------------------------------------------------- load + ledger

@@ -31,9 +31,9 @@ from tests.faults.harness import (
     Proc,
     Report,
     Rig,
-    wait_until,
     write_plant,
 )
+from tests.fixtures.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
