@@ -10,6 +10,12 @@ both recursions, the decisions and the learning.
 The baseline is frozen within a batch and then learns slowly (per reading factor
 ``baseline_alpha``) from readings with |z| < ``gate`` only, and not at all while DRIFT or
 SHIFT is active: anomalous data never become the new normal.
+
+A flat run (the same value more than ``flat_run`` times in a row) is skipped entirely:
+on a normally noisy signal it is a stuck transmitter, not a process measurement. It must
+neither become the warm-up baseline nor, held off-centre, build a CUSUM into a SHIFT:
+the health detector reports it as a sensor fault instead (seen in CI: a sensor stuck
+during its warm-up learnt a zero-spread baseline, then raised DRIFT when it recovered).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class DriftParams:
     gate: float = 3.0  # readings learnt from must have |z| below this
     baseline_alpha: float = 0.002  # per reading
     reset_fraction: float = 0.7  # deadband: clears below 70 % of the limit
+    flat_run: int = 2  # repeats of the previous value after which readings are skipped
 
     @property
     def ewma_limit(self) -> float:
@@ -76,6 +83,8 @@ class DriftDetector(Detector):
         self.ew = self.add_state("ewma", (), np.float64, 0.0)
         self.cp = self.add_state("cusum_pos", (), np.float64, 0.0)
         self.cn = self.add_state("cusum_neg", (), np.float64, 0.0)
+        self.last = self.add_state("last_value", (), np.float64, np.nan)
+        self.repeats = self.add_state("repeats", (), np.int64, 0)
 
     def scale(self, s: np.ndarray) -> np.ndarray:
         """Robust sigma per sensor (floored)."""
@@ -100,10 +109,14 @@ class DriftDetector(Detector):
                 p.baseline_alpha,
                 float(np.sqrt(p.lam / (2 - p.lam))),
                 p.ewma_l,
+                float(p.flat_run),
             ]
         )
         ib, fb = self.out(len(b))
-        state = (self.count, self.buf, self.centre, self.absdev, self.ew, self.cp, self.cn)
+        state = (
+            self.count, self.buf, self.centre, self.absdev, self.ew, self.cp, self.cn,
+            self.last, self.repeats,
+        )  # fmt: skip
         done = np.empty(len(b), np.int64)  # sensors whose warm-up completed in this batch
         k, n_done = _drift(
             self.bank(), b.s, b.t, b.v, b.q, b.late, self.enabled, self.floor, state, params,
@@ -140,8 +153,8 @@ class DriftDetector(Detector):
 
 @njit(**KERNEL)
 def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb, done):
-    count, buf, centre, absdev, ew, cp, cn = state
-    lam, lim_e, rf, ck, ch, zc, gate, alpha, norm, ewma_l = params
+    count, buf, centre, absdev, ew, cp, cn, last, repeats = state
+    lam, lim_e, rf, ck, ch, zc, gate, alpha, norm, ewma_l, flat_run = params
     since = dec[2]
     warmup = buf.shape[1]
     n = len(s)
@@ -167,6 +180,13 @@ def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb, done):
             x = v[r]
             if late[r] or q[r] == BAD_QUALITY or np.isnan(x):
                 continue
+            if x == last[si]:
+                repeats[si] += 1
+                if repeats[si] > flat_run:
+                    continue
+            else:
+                last[si] = x
+                repeats[si] = 0
             if not warm:
                 if count[si] < warmup:
                     buf[si, count[si]] = x

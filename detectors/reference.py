@@ -122,8 +122,11 @@ class DriftReference(Reference):
         super().__init__(det.decisions)
         self.p, self.enabled, self.floor = det.p, det.enabled, det.floor
         self.st: dict[int, dict[str, Any]] = defaultdict(
-            lambda: {"buf": [], "centre": None, "absdev": 0.0, "ew": 0.0, "cp": 0.0, "cn": 0.0}
-        )
+            lambda: {
+                "buf": [], "centre": None, "absdev": 0.0, "ew": 0.0, "cp": 0.0, "cn": 0.0,
+                "last": math.nan, "repeats": 0,
+            }
+        )  # fmt: skip
         self.batch: list[tuple[int, float, float]] = []  # (sensor, value, z) this batch
         self.warm_at_start: dict[int, bool] = {}
 
@@ -131,6 +134,10 @@ class DriftReference(Reference):
         if not usable(v, q, late) or not self.enabled[s]:
             return []
         p, st = self.p, self.st[s]
+        st["repeats"] = st["repeats"] + 1 if v == st["last"] else 0
+        st["last"] = v
+        if st["repeats"] > p.flat_run:  # a flat run: a stuck transmitter, not the process
+            return []
         warm = self.warm_at_start.setdefault(s, st["centre"] is not None)
         if not warm:
             self.batch.append((s, v, math.nan))

@@ -99,6 +99,42 @@ def test_drift_learns_a_baseline_and_does_not_learn_the_anomaly() -> None:
     assert abs(float(det.centre[0]) - centre_before) < 1e-9  # the shift was not learnt
 
 
+def _noisy_then(rng: np.random.Generator, stuck: float, n_noisy: int, n_stuck: int) -> np.ndarray:
+    return np.concatenate([50 + rng.normal(0, 1, n_noisy), np.full(n_stuck, stuck)])
+
+
+def _drift_activations(det: DriftDetector, v: np.ndarray) -> list[tuple]:
+    """One sensor, 1 s apart, in batches of 10 (a baseline is set at a batch's end)."""
+    suite = Suite([det], 1)
+    found = []
+    for i in range(0, len(v), 10):
+        t = (np.arange(i, min(i + 10, len(v))) * S + 10**18).astype(np.int64)
+        n = len(t)
+        found += suite.process(np.zeros(n, np.int64), t, v[i : i + n], np.zeros(n, np.uint8))[0][
+            1
+        ].rows()
+    return [r for r in found if r[2]]
+
+
+def test_drift_does_not_learn_a_stuck_sensor_during_warm_up() -> None:
+    # stuck after 10 of 30 warm-up readings: the flat run must not become a zero-spread
+    # baseline that turns the recovered sensor's ordinary noise into DRIFT / SHIFT
+    det = DriftDetector(np.ones(1, bool), np.full(1, 0.01))
+    rng = np.random.default_rng(1)
+    v = np.concatenate([_noisy_then(rng, 50.0, 10, 100), 50 + rng.normal(0, 1, 100)])
+    assert _drift_activations(det, v) == []
+    assert 0.5 < float(det.scale(np.zeros(1, np.int64))[0]) < 1.5  # sigma 1, not the 0.01 floor
+
+
+def test_drift_holds_while_a_warm_sensor_is_stuck_off_centre() -> None:
+    # 1 sigma off-centre: too small to alarm on at once, but the CUSUM grows by ~0.5 per
+    # reading and the EWMA tends to 1 sigma, both past their limits within ~15 readings
+    det = DriftDetector(np.ones(1, bool), np.full(1, 0.01))
+    v = _noisy_then(np.random.default_rng(2), 51.0, 60, 300)
+    assert _drift_activations(det, v) == []
+    assert det.count[0] == 30  # warm: the stream was judged, not only buffered
+
+
 def test_health_faults_are_apart_from_process_alarms() -> None:
     det = HealthDetector(
         np.zeros(2), np.full(2, 100.0), np.full(2, 0.5), np.full(2, 10.0), np.full(2, 3.0), 0.0

@@ -66,6 +66,6 @@ def test_scenario_run_is_scored_from_the_database(
     assert hazard["delay_s"] <= 30
     # one 60 %LEL spike: a limit detector sees a gas alarm (misreported), a fault-aware
     # detector recognises the spike or suppresses it (unnoticed); never a false alarm
-    assert events["spike"]["outcome"] in {"misreported", "recognised", "unnoticed"}
-    assert events["stuck"]["outcome"] in {"unnoticed", "recognised"}
+    assert events["spike"]["outcome"] in {"misreported", "recognised", "unnoticed"}, events["spike"]
+    assert events["stuck"]["outcome"] in {"unnoticed", "recognised"}, json.dumps(events["stuck"])
     assert result["false_alarms"] == 0
