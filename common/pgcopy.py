@@ -3,8 +3,8 @@
 Text columns are dictionary-encoded (a code per row plus the distinct strings). Rows
 are grouped by their field widths (text length, NULL or not): within a group every
 field sits at the same offset, so a group is one 2-D byte block filled column by
-column with slice assignments and gathers. Loops run over groups and distinct
-strings (a handful, and the sensor ids), never over rows.
+column with slice assignments and gathers. Loops run over groups, never over
+rows; text is encoded by numpy, only the strings the rows use.
 
 Row order: rows are written group by group, in the given order within a group. For the
 usual batch (ids of one length, few NULLs) that is the given order; COPY's result
@@ -59,16 +59,16 @@ def build(columns: list[Column], n_rows: int) -> bytes:
     if n_rows == 0:
         return HEADER + TRAILER
     widths = np.empty((len(columns), n_rows), np.int64)  # bytes of each field incl. length
+    encoded: dict[int, _Encoded] = {}
     for c, col in enumerate(columns):
         if isinstance(col, Fixed):
             size = np.dtype(col.dtype).itemsize
             widths[c] = 4 + (size if col.null is None else np.where(col.null, 0, size))
         else:
-            lengths = np.array([len(s.encode()) for s in col.strings], np.int64)
-            widths[c] = 4 + lengths[col.codes]
+            encoded[c] = _encode(col)
+            widths[c] = 4 + encoded[c].lengths[encoded[c].codes]
     order, starts = _groups(widths)
     field_count = np.array([len(columns)], ">i2").view(np.uint8)
-    tables: dict[tuple[int, int], np.ndarray] = {}
     parts = [HEADER]
     for g in range(len(starts) - 1):
         rows = order[starts[g] : starts[g + 1]]
@@ -81,7 +81,7 @@ def build(columns: list[Column], n_rows: int) -> bytes:
             if isinstance(col, Fixed):
                 _fill_fixed(field, col, rows)
             else:
-                _fill_text(field, col, rows, c, tables)
+                _fill_text(field, encoded[c], rows)
             offset += int(w[c])
         parts.append(block.tobytes())
     parts.append(TRAILER)
@@ -111,23 +111,32 @@ def _fill_fixed(field: np.ndarray, col: Fixed, rows: np.ndarray) -> None:
     field[:, 4:] = values.view(np.uint8).reshape(len(rows), size)
 
 
-def _fill_text(
-    field: np.ndarray,
-    col: Text,
-    rows: np.ndarray,
-    c: int,
-    tables: dict[tuple[int, int], np.ndarray],
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """A text column's UTF-8 bytes: one padded row per distinct string in use."""
+
+    codes: np.ndarray  # per row, into the rows of ``table``
+    lengths: np.ndarray  # byte length per string in use
+    table: np.ndarray  # uint8 (strings in use, longest length), zero-padded
+
+
+def _encode(col: Text) -> _Encoded:
+    """Encode only the strings the rows use: ``strings`` is often a whole plant's ids
+    (up to 100k) while a batch names a fraction of them, and this runs per batch."""
+    codes = np.asarray(col.codes, np.int64)
+    seen = np.zeros(len(col.strings), bool)
+    seen[codes] = True
+    used = np.flatnonzero(seen)
+    data = np.char.encode(np.asarray(col.strings, dtype=object)[used].astype(str), "utf-8")
+    return _Encoded(
+        codes=(np.cumsum(seen) - 1)[codes],
+        lengths=np.char.str_len(data).astype(np.int64),
+        table=data.view(np.uint8).reshape(len(data), data.dtype.itemsize),
+    )
+
+
+def _fill_text(field: np.ndarray, enc: _Encoded, rows: np.ndarray) -> None:
     length = field.shape[1] - 4
     field[:, :4] = np.array([length], ">i4").view(np.uint8)
-    if length == 0:
-        return
-    table = tables.get((c, length))
-    if table is None:  # the strings of this byte length, one row per code
-        table = np.zeros((len(col.strings), length), np.uint8)
-        for code, s in enumerate(col.strings):
-            data = s.encode()
-            if len(data) == length:
-                table[code] = np.frombuffer(data, np.uint8)
-        tables[(c, length)] = table
-    field[:, 4:] = table[np.asarray(col.codes)[rows]]
+    if length:
+        field[:, 4:] = enc.table[enc.codes[rows], :length]

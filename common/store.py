@@ -190,10 +190,12 @@ def _stored_buckets(
 ) -> list[np.ndarray]:
     """Per level (1 minute, 1 hour): which of the buckets the rollup table already has."""
     m, h = levels
+    # probe only the batch's sensors: a worker's id list is its whole plant (up to 100k)
+    present = np.unique(m.sensor)  # both levels hold the same sensors
     rows = cur.execute(
         "SELECT hourly, codes, buckets FROM stored_rollup_buckets(%s, %s, %s, %s, %s)",
         (
-            sensor_ids,
+            np.asarray(sensor_ids, dtype=object)[present].tolist(),
             _utc(int(m.bucket_ns.min())),
             _utc(int(m.bucket_ns.max())),
             _utc(int(h.bucket_ns.min())),
@@ -211,7 +213,7 @@ def _stored_buckets(
         span = (int(b.bucket_ns.max()) - first) // width + 1  # buckets
         key = b.sensor * span + (b.bucket_ns - first) // width
         stored_ns = np.asarray(seconds, np.int64) * 1_000_000_000
-        old = np.asarray(codes, np.int64) * span + (stored_ns - first) // width
+        old = present[np.asarray(codes, np.int64)] * span + (stored_ns - first) // width
         masks.append(np.isin(key, old))
     return masks
 

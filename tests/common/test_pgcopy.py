@@ -76,3 +76,11 @@ def test_rows_of_mixed_widths_and_nulls_round_trip() -> None:
 
 def test_empty_payload() -> None:
     assert pgcopy.build([pgcopy.float8(np.array([]))], 0) == pgcopy.HEADER + pgcopy.TRAILER
+
+
+def test_text_codes_into_a_large_list_use_only_their_strings() -> None:
+    # a worker passes its whole plant's ids (up to 100k) while a batch names a few
+    strings = [f"S{i}-Ω" * (1 + i % 3) for i in range(50_000)]
+    codes = np.array([49_999, 7, 7, 12_345, 0, 49_999])
+    got = parse(pgcopy.build([pgcopy.Text(codes, strings)], len(codes)))
+    assert sorted(row[0] for row in got) == sorted(strings[c].encode() for c in codes)
