@@ -20,7 +20,12 @@ demo: setup            ## simulated plant through the whole pipeline, alarms on 
 
 test: setup lint pglite promtool browser  ## the full suite (unit + integration) against the real services
 	$(BIN)/chemwatch stack up
-	$(BIN)/pytest
+	@# Two test processes, a file each at a time (tests share only the services, each in
+	@# its own topics, MQTT prefix and schema); then the rate and fault-timing tests
+	@# (marked solo) alone on the CPU. Both parts always run; either failing fails.
+	$(BIN)/pytest -n 2 --dist loadfile -m "not solo"; parallel=$$?; \
+	$(BIN)/pytest -m solo; solo=$$?; \
+	exit $$(( parallel || solo ))
 
 unit: setup            ## unit tests only: nothing needs to run
 	$(BIN)/pytest -m "not integration"

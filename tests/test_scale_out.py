@@ -28,7 +28,7 @@ from common.settings import BaseProcessSettings
 from tests.fixtures.processes import Service, ServiceFactory, read_topic, wait_until
 from tests.fixtures.services import ROOT, Isolation
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.solo]
 
 PARTITIONS = 6
 BREACH_UNIT, BREACH_SENSOR = "TK101", "TK101-GD-01"  # gas: HH 50 %LEL, on-delay 3 s

@@ -10,7 +10,7 @@ import pytest
 from chemwatch.e2e import report, runner
 from common.settings import BaseProcessSettings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.solo]
 
 
 @pytest.mark.timeout(240)

@@ -16,6 +16,7 @@ from tests.fixtures.services import Isolation
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.solo  # a rate test: alone on the CPU
 def test_holds_20000_readings_per_second_for_30_s(
     stack: BaseProcessSettings, isolation: Isolation
 ) -> None:
