@@ -72,3 +72,12 @@ def test_a_missed_goal_and_a_loss_are_reported(tmp_path: Path) -> None:
     assert "NO: 3 sensors differ" in text
     assert "1,234 not yet stored at the end of the grace; all stored later, no loss" in text
     assert "no loss (ledger = database, 3 of 3 steps checked to the end): NOT met" in text
+
+
+def test_a_half_rate_step_left_out_on_purpose_is_not_blamed_on_the_pipeline() -> None:
+    summary = _summary()
+    summary["options"]["half_rate"] = False
+    summary["stepped"]["half_rate_step"] = None
+    text = report.markdown(summary | {"machine": report.machine()}, [])
+    assert "p99 at half rate: not measured (--no-half-rate)" in text
+    assert "no step kept up" not in text
