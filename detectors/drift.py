@@ -119,8 +119,8 @@ class DriftDetector(Detector):
         )  # fmt: skip
         done = np.empty(len(b), np.int64)  # sensors whose warm-up completed in this batch
         k, n_done = _drift(
-            self.bank(), b.s, b.t, b.v, b.q, b.late, self.enabled, self.floor, state, params,
-            ib, fb, done,
+            self.bank(), b.groups, b.bounds, b.t, b.v, b.q, b.late, self.enabled, self.floor,
+            state, params, ib, fb, done,
         )  # fmt: skip
         done = done[:n_done]
         if n_done:  # baselines from the completed warm-up buffers (median, MAD)
@@ -152,45 +152,41 @@ class DriftDetector(Detector):
 
 
 @njit(**KERNEL)
-def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb, done):
+def _drift(dec, groups, bounds, t, v, q, late, enabled, floor, state, params, ib, fb, done):
     count, buf, centre, absdev, ew, cp, cn, last, repeats = state
     lam, lim_e, rf, ck, ch, zc, gate, alpha, norm, ewma_l, flat_run = params
     since = dec[2]
     warmup = buf.shape[1]
-    n = len(s)
     k = 0
     n_done = 0
-    i = 0
-    while i < n:  # one sensor's group at a time
-        si = s[i]
-        end = i
-        while end < n and s[end] == si:
-            end += 1
+    for g in range(len(groups)):  # one sensor's rows at a time: its state in registers
+        si = groups[g]
         if not enabled[si]:
-            i = end
             continue
-        warm = count[si] >= warmup  # judged on the state before the batch
+        n_seen = count[si]
+        warm = n_seen >= warmup  # judged on the state before the batch
         c0 = centre[si]
         scale = max(absdev[si] * MEAN_ABS_TO_SIGMA, floor[si])
         e, p_, m_ = ew[si], cp[si], cn[si]
+        prev, rep = last[si], repeats[si]
         n_acc = 0
         sum_dev = 0.0
         sum_abs = 0.0
-        for r in range(i, end):
+        for r in range(bounds[g], bounds[g + 1]):
             x = v[r]
             if late[r] or q[r] == BAD_QUALITY or np.isnan(x):
                 continue
-            if x == last[si]:
-                repeats[si] += 1
-                if repeats[si] > flat_run:
+            if x == prev:
+                rep += 1
+                if rep > flat_run:
                     continue
             else:
-                last[si] = x
-                repeats[si] = 0
+                prev = x
+                rep = 0
             if not warm:
-                if count[si] < warmup:
-                    buf[si, count[si]] = x
-                    count[si] += 1
+                if n_seen < warmup:
+                    buf[si, n_seen] = x
+                    n_seen += 1
                 continue
             z = min(max((x - c0) / scale, -zc), zc)
             e = (1.0 - lam) * e + lam * z
@@ -211,14 +207,16 @@ def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb, done):
                 n_acc += 1
                 sum_dev += d
                 sum_abs += abs(d)
+        last[si], repeats[si] = prev, rep
         if warm:
             ew[si], cp[si], cn[si] = e, p_, m_
             if n_acc > 0 and since[0, si] == 0 and since[1, si] == 0:
                 gain = 1.0 - (1.0 - alpha) ** n_acc
                 centre[si] = c0 + gain * (sum_dev / n_acc)
                 absdev[si] += gain * (sum_abs / n_acc - absdev[si])
-        elif count[si] >= warmup and np.isnan(centre[si]):
-            done[n_done] = si
-            n_done += 1
-        i = end
+        else:
+            count[si] = n_seen
+            if n_seen >= warmup and np.isnan(c0):
+                done[n_done] = si
+                n_done += 1
     return k, n_done
