@@ -21,6 +21,7 @@ during its warm-up learnt a zero-spread baseline, then raised DRIFT when it reco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -122,12 +123,8 @@ class DriftDetector(Detector):
             self.bank(), b.groups, b.bounds, b.t, b.v, b.q, b.late, self.enabled, self.floor,
             state, params, ib, fb, done,
         )  # fmt: skip
-        done = done[:n_done]
         if n_done:  # baselines from the completed warm-up buffers (median, MAD)
-            med = np.median(self.buf[done], axis=1)
-            mad = np.median(np.abs(self.buf[done] - med[:, None]), axis=1)
-            self.centre[done] = med
-            self.absdev[done] = mad * MAD_TO_SIGMA / MEAN_ABS_TO_SIGMA
+            baselines(self.buf, done[:n_done], self.centre, self.absdev)
         return from_kernel(ib[:k], fb[:k])
 
     def describe(
@@ -149,6 +146,70 @@ class DriftDetector(Detector):
     def severity(self, condition: int, ref: SensorRef) -> Severity:
         """Early warnings for the operator, not trips."""
         return "low"
+
+
+@lru_cache(maxsize=8)
+def sort_network(n: int) -> np.ndarray:
+    """Comparators (i, j) of Batcher's odd-even merge sort for the next power of two >= n."""
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (p * 2) == (i + j + k) // (p * 2):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+def baselines(buf: np.ndarray, done: np.ndarray, centre: np.ndarray, absdev: np.ndarray) -> None:
+    """Centre (median) and mean absolute deviation (from the MAD) of completed warm-ups.
+
+    The same values as ``np.median`` along the rows, several times faster: every sensor's
+    buffer is sorted at once, one column each, by a sorting network (branch-free
+    min/max over contiguous rows) instead of one ``np.partition`` per row.
+    """
+    pairs = sort_network(buf.shape[1])
+    work = np.full((int(pairs.max(initial=0)) + 1, len(done)), np.inf)
+    _baselines(buf, done, centre, absdev, work, pairs)
+
+
+@njit(**KERNEL)
+def _sort_columns(work, pairs):
+    for c in range(len(pairs)):
+        lo, hi = work[pairs[c, 0]], work[pairs[c, 1]]
+        for k in range(work.shape[1]):
+            x, y = lo[k], hi[k]
+            less = x < y
+            lo[k] = x if less else y
+            hi[k] = y if less else x
+
+
+@njit(**KERNEL)
+def _baselines(buf, done, centre, absdev, work, pairs):
+    w = buf.shape[1]
+    h = w // 2
+    for k in range(len(done)):
+        for j in range(w):
+            work[j, k] = buf[done[k], j]
+    _sort_columns(work, pairs)
+    for k in range(len(done)):
+        med = work[h, k] if w % 2 else (work[h - 1, k] + work[h, k]) / 2.0
+        centre[done[k]] = med
+        for j in range(w):
+            work[j, k] = abs(buf[done[k], j] - med)
+        for j in range(w, work.shape[0]):
+            work[j, k] = np.inf
+    _sort_columns(work, pairs)
+    for k in range(len(done)):
+        mad = work[h, k] if w % 2 else (work[h - 1, k] + work[h, k]) / 2.0
+        absdev[done[k]] = mad * MAD_TO_SIGMA / MEAN_ABS_TO_SIGMA
 
 
 @njit(**KERNEL)
