@@ -18,7 +18,7 @@ from common.conditions import Severity
 from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
-from detectors.decision import Decision, emit, step
+from detectors.decision import Decision, emit, idle, step
 from detectors.jit import KERNEL
 
 # (condition, bucket seconds, buckets in the window, window seconds)
@@ -119,6 +119,7 @@ def _exposure(
         nw0, nw1 = newest0[si], newest1[si]
         pre0 = pre1 = 0.0
         known0 = known1 = False
+        rest0, rest1 = idle(dec, 0, si), idle(dec, 1, si)  # a step without set is a no-op
         for i in range(bounds[g], bounds[g + 1]):
             x = v[i]
             if late[i] or q[i] == BAD_QUALITY or np.isnan(x):
@@ -141,10 +142,16 @@ def _exposure(
                 avg = total / window_s[w]
                 if np.isnan(lim):
                     continue
-                code, act = step(dec, w, si, ti, avg >= lim, avg < lim * RESET_FRACTION)
-                if code != 0:
-                    emit(ib, fb, k, si, w, code > 0, ti, act, avg, lim)
-                    k += 1
+                set_ = avg >= lim
+                if set_ or not (rest0 if w == 0 else rest1):
+                    code, act = step(dec, w, si, ti, set_, avg < lim * RESET_FRACTION)
+                    if code != 0:
+                        emit(ib, fb, k, si, w, code > 0, ti, act, avg, lim)
+                        k += 1
+                    if w == 0:
+                        rest0 = idle(dec, 0, si)
+                    else:
+                        rest1 = idle(dec, 1, si)
         last_t[si] = prev
         newest0[si], newest1[si] = nw0, nw1
     return k

@@ -15,7 +15,7 @@ from common.conditions import Severity
 from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
-from detectors.decision import Decision, emit, step
+from detectors.decision import Decision, emit, idle, step
 from detectors.jit import KERNEL
 
 LEVELS = ("HH", "H", "L", "LL")
@@ -88,7 +88,17 @@ def _limits(dec, groups, bounds, t, v, q, late, limits, band, ib, fb):
     for g in range(len(groups)):  # one sensor's rows at a time: its settings in registers
         si = groups[g]
         hh, h, lo, ll, db = limits[0, si], limits[1, si], limits[2, si], limits[3, si], band[si]
-        for i in range(bounds[g], bounds[g + 1]):
+        a, e = bounds[g], bounds[g + 1]
+        if idle(dec, 0, si) and idle(dec, 1, si) and idle(dec, 2, si) and idle(dec, 3, si):
+            top, bottom = -np.inf, np.inf  # of the usable readings
+            for i in range(a, e):
+                x = v[i]
+                if not (late[i] or q[i] == BAD_QUALITY or np.isnan(x)):
+                    top = max(top, x)
+                    bottom = min(bottom, x)
+            if not (top >= hh or top >= h or bottom <= lo or bottom <= ll):
+                continue  # no reading sets a level at rest: every step would be a no-op
+        for i in range(a, e):
             x = v[i]
             if late[i] or q[i] == BAD_QUALITY or np.isnan(x):
                 continue
