@@ -18,13 +18,20 @@ BAD_QUALITY = 2
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Readings sorted by (sensor, ts); ``late`` rows are older than the sensor's last one."""
+    """Readings sorted by (sensor, ts); ``late`` rows are older than the sensor's last one.
+
+    ``groups`` lists the sensors present (ascending) and ``bounds`` their row ranges: the
+    rows of ``groups[g]`` are ``bounds[g]:bounds[g + 1]``. The kernels walk the batch one
+    sensor's group at a time, so per-sensor settings and state stay in registers.
+    """
 
     s: np.ndarray  # dense sensor index, int64
     t: np.ndarray  # source time, int64 epoch ns
     v: np.ndarray  # float64
     q: np.ndarray  # uint8 quality
     late: np.ndarray  # bool: older than a reading already processed for this sensor
+    groups: np.ndarray  # int64: sensor of each group, ascending
+    bounds: np.ndarray  # int64: first row of each group, then len(s)
 
     @property
     def usable(self) -> np.ndarray:
@@ -49,66 +56,79 @@ def sort_batch(
     """
     s = np.ascontiguousarray(sensor, np.int64)
     t = np.ascontiguousarray(ts_ns, np.int64)
+    v = np.ascontiguousarray(value, np.float64)
+    q = np.ascontiguousarray(quality, np.uint8)
     n, m = len(s), len(last_ts)
     if n and (s.min() < 0 or s.max() >= m):
         raise IndexError(f"sensor index outside 0..{m - 1} in a batch of {n} readings")
-    order = None
     if n * 4 >= m:  # counting sort: O(readings + sensors)
-        order, ok = _counting_order(s, t, m)
-        if not ok:  # a long group out of time order: leave it to numpy
-            order = None
-    if order is None:
-        order = np.lexsort((t, s))
-    so, to, vo, qo, late = _gather(
-        order,
-        s,
-        t,
-        np.ascontiguousarray(value, np.float64),
-        np.ascontiguousarray(quality, np.uint8),
-        last_ts,
-    )
-    return Batch(so, to, vo, qo, late)
+        out = _counting_sort(s, t, v, q, last_ts)
+        if out[-1]:
+            return Batch(*out[:-1])
+        # a long group out of time order: leave it to numpy
+    return Batch(*_gather(np.lexsort((t, s)), s, t, v, q, last_ts))
 
 
 @njit(cache=True, nogil=True)
-def _counting_order(s, t, m):
-    """Stable order by sensor (counting sort), then by time inside each sensor's group.
+def _counting_sort(s, t, v, q, last_ts):
+    """Stable sort by sensor (counting sort, columns scattered directly), then by time.
 
-    Groups out of time order are insertion-sorted when short; ``ok`` is False when a
-    long one is (the caller then sorts with numpy).
+    Groups out of time order are insertion-sorted when short; the last item is False
+    when a long one is (the caller then sorts with numpy).
     """
-    n = len(s)
-    start = np.zeros(m + 1, np.int64)
+    n, m = len(s), len(last_ts)
+    pos = np.zeros(m + 1, np.int64)
     for i in range(n):
-        start[s[i] + 1] += 1
+        pos[s[i] + 1] += 1
+    n_groups = 0
     for j in range(m):
-        start[j + 1] += start[j]
-    order = np.empty(n, np.int64)
-    for i in range(n):
-        order[start[s[i]]] = i
-        start[s[i]] += 1
-    a = 0
-    while a < n:
-        sa = s[order[a]]
-        b = a + 1
+        if pos[j + 1] > 0:
+            n_groups += 1
+        pos[j + 1] += pos[j]
+    groups = np.empty(n_groups, np.int64)
+    bounds = np.empty(n_groups + 1, np.int64)
+    g = 0
+    for j in range(m):
+        if pos[j + 1] > pos[j]:
+            groups[g] = j
+            bounds[g] = pos[j]
+            g += 1
+    bounds[n_groups] = n
+    so = np.empty(n, np.int64)
+    to = np.empty(n, np.int64)
+    vo = np.empty(n, np.float64)
+    qo = np.empty(n, np.uint8)
+    late = np.empty(n, np.bool_)
+    for i in range(n):  # scatter: reads in order, each group's rows in arrival order
+        j = s[i]
+        p = pos[j]
+        pos[j] = p + 1
+        to[p] = t[i]
+        vo[p] = v[i]
+        qo[p] = q[i]
+    for g in range(n_groups):
+        a, b = bounds[g], bounds[g + 1]
+        sg = groups[g]
         ordered = True
-        while b < n and s[order[b]] == sa:
-            if t[order[b]] < t[order[b - 1]]:
+        for r in range(a + 1, b):
+            if to[r] < to[r - 1]:
                 ordered = False
-            b += 1
+                break
         if not ordered:
             if b - a > 32:
-                return order, False
-            for i in range(a + 1, b):  # insertion sort: stable, cheap on short groups
-                key = order[i]
-                tk = t[key]
-                j = i - 1
-                while j >= a and t[order[j]] > tk:
-                    order[j + 1] = order[j]
+                return so, to, vo, qo, late, groups, bounds, False
+            for r in range(a + 1, b):  # insertion sort: stable, cheap on short groups
+                tk, vk, qk = to[r], vo[r], qo[r]
+                j = r - 1
+                while j >= a and to[j] > tk:
+                    to[j + 1], vo[j + 1], qo[j + 1] = to[j], vo[j], qo[j]
                     j -= 1
-                order[j + 1] = key
-        a = b
-    return order, True
+                to[j + 1], vo[j + 1], qo[j + 1] = tk, vk, qk
+        last = last_ts[sg]
+        for r in range(a, b):
+            so[r] = sg
+            late[r] = to[r] < last
+    return so, to, vo, qo, late, groups, bounds, True
 
 
 @njit(cache=True, nogil=True)
@@ -119,6 +139,7 @@ def _gather(order, s, t, v, q, last_ts):
     vo = np.empty(n, np.float64)
     qo = np.empty(n, np.uint8)
     late = np.empty(n, np.bool_)
+    n_groups = 0
     for i in range(n):
         k = order[i]
         so[i] = s[k]
@@ -126,15 +147,30 @@ def _gather(order, s, t, v, q, last_ts):
         vo[i] = v[k]
         qo[i] = q[k]
         late[i] = t[k] < last_ts[s[k]]
-    return so, to, vo, qo, late
+        if i == 0 or so[i] != so[i - 1]:
+            n_groups += 1
+    groups = np.empty(n_groups, np.int64)
+    bounds = np.empty(n_groups + 1, np.int64)
+    g = 0
+    for i in range(n):
+        if i == 0 or so[i] != so[i - 1]:
+            groups[g] = so[i]
+            bounds[g] = i
+            g += 1
+    bounds[n_groups] = n
+    return so, to, vo, qo, late, groups, bounds
 
 
 @njit(cache=True, nogil=True)
-def advance_clock(last_ts, s, t, late):
-    """``last_ts[s] = max(last_ts[s], t)`` over a sorted batch's in-time rows."""
-    for i in range(len(s)):
-        if not late[i] and t[i] > last_ts[s[i]]:
-            last_ts[s[i]] = t[i]
+def advance_clock(last_ts, groups, bounds, t, late):
+    """``last_ts[s] = max(last_ts[s], t)`` over a sorted batch's in-time rows.
+
+    A group is in time order and its late rows come first, so its last row decides.
+    """
+    for g in range(len(groups)):
+        r = bounds[g + 1] - 1
+        if not late[r]:
+            last_ts[groups[g]] = t[r]
 
 
 def group_starts(s: np.ndarray) -> np.ndarray:

@@ -147,7 +147,7 @@ def run(
                 transitions += len(d.process(b))
                 clock.stop(d.name)
             clock.start()
-            advance_clock(suite.last_ts, b.s, b.t, b.late)
+            advance_clock(suite.last_ts, b.groups, b.bounds, b.t, b.late)
             clock.stop("clock")
         wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
         if best is None or cpu < best[1]:

@@ -162,6 +162,18 @@ def step(dec, c, s, t, set_, reset):
 
 
 @njit(**KERNEL)
+def idle(dec, c, s):
+    """Whether condition ``c`` of sensor ``s`` is at rest: a step without ``set`` is a no-op.
+
+    At rest = not latched, not active, no ``set`` in the k-of-n history. Kernels skip the
+    step for readings that do not set a resting condition (most readings, most of the
+    time), and use this after each step they do take.
+    """
+    latch, _, since, hist, _, _, _, _ = dec
+    return not latch[c, s] and since[c, s] == 0 and hist[c, s] == 0
+
+
+@njit(**KERNEL)
 def _popcount(x):
     n = 0
     while x:

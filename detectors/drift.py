@@ -21,6 +21,7 @@ during its warm-up learnt a zero-spread baseline, then raised DRIFT when it reco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -119,15 +120,11 @@ class DriftDetector(Detector):
         )  # fmt: skip
         done = np.empty(len(b), np.int64)  # sensors whose warm-up completed in this batch
         k, n_done = _drift(
-            self.bank(), b.s, b.t, b.v, b.q, b.late, self.enabled, self.floor, state, params,
-            ib, fb, done,
+            self.bank(), b.groups, b.bounds, b.t, b.v, b.q, b.late, self.enabled, self.floor,
+            state, params, ib, fb, done,
         )  # fmt: skip
-        done = done[:n_done]
         if n_done:  # baselines from the completed warm-up buffers (median, MAD)
-            med = np.median(self.buf[done], axis=1)
-            mad = np.median(np.abs(self.buf[done] - med[:, None]), axis=1)
-            self.centre[done] = med
-            self.absdev[done] = mad * MAD_TO_SIGMA / MEAN_ABS_TO_SIGMA
+            baselines(self.buf, done[:n_done], self.centre, self.absdev)
         return from_kernel(ib[:k], fb[:k])
 
     def describe(
@@ -151,46 +148,106 @@ class DriftDetector(Detector):
         return "low"
 
 
+@lru_cache(maxsize=8)
+def sort_network(n: int) -> np.ndarray:
+    """Comparators (i, j) of Batcher's odd-even merge sort for the next power of two >= n."""
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (p * 2) == (i + j + k) // (p * 2):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+def baselines(buf: np.ndarray, done: np.ndarray, centre: np.ndarray, absdev: np.ndarray) -> None:
+    """Centre (median) and mean absolute deviation (from the MAD) of completed warm-ups.
+
+    The same values as ``np.median`` along the rows, several times faster: every sensor's
+    buffer is sorted at once, one column each, by a sorting network (branch-free
+    min/max over contiguous rows) instead of one ``np.partition`` per row.
+    """
+    pairs = sort_network(buf.shape[1])
+    work = np.full((int(pairs.max(initial=0)) + 1, len(done)), np.inf)
+    _baselines(buf, done, centre, absdev, work, pairs)
+
+
 @njit(**KERNEL)
-def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb, done):
+def _sort_columns(work, pairs):
+    for c in range(len(pairs)):
+        lo, hi = work[pairs[c, 0]], work[pairs[c, 1]]
+        for k in range(work.shape[1]):
+            x, y = lo[k], hi[k]
+            less = x < y
+            lo[k] = x if less else y
+            hi[k] = y if less else x
+
+
+@njit(**KERNEL)
+def _baselines(buf, done, centre, absdev, work, pairs):
+    w = buf.shape[1]
+    h = w // 2
+    for k in range(len(done)):
+        for j in range(w):
+            work[j, k] = buf[done[k], j]
+    _sort_columns(work, pairs)
+    for k in range(len(done)):
+        med = work[h, k] if w % 2 else (work[h - 1, k] + work[h, k]) / 2.0
+        centre[done[k]] = med
+        for j in range(w):
+            work[j, k] = abs(buf[done[k], j] - med)
+        for j in range(w, work.shape[0]):
+            work[j, k] = np.inf
+    _sort_columns(work, pairs)
+    for k in range(len(done)):
+        mad = work[h, k] if w % 2 else (work[h - 1, k] + work[h, k]) / 2.0
+        absdev[done[k]] = mad * MAD_TO_SIGMA / MEAN_ABS_TO_SIGMA
+
+
+@njit(**KERNEL)
+def _drift(dec, groups, bounds, t, v, q, late, enabled, floor, state, params, ib, fb, done):
     count, buf, centre, absdev, ew, cp, cn, last, repeats = state
     lam, lim_e, rf, ck, ch, zc, gate, alpha, norm, ewma_l, flat_run = params
     since = dec[2]
     warmup = buf.shape[1]
-    n = len(s)
     k = 0
     n_done = 0
-    i = 0
-    while i < n:  # one sensor's group at a time
-        si = s[i]
-        end = i
-        while end < n and s[end] == si:
-            end += 1
+    for g in range(len(groups)):  # one sensor's rows at a time: its state in registers
+        si = groups[g]
         if not enabled[si]:
-            i = end
             continue
-        warm = count[si] >= warmup  # judged on the state before the batch
+        n_seen = count[si]
+        warm = n_seen >= warmup  # judged on the state before the batch
         c0 = centre[si]
         scale = max(absdev[si] * MEAN_ABS_TO_SIGMA, floor[si])
         e, p_, m_ = ew[si], cp[si], cn[si]
+        prev, rep = last[si], repeats[si]
         n_acc = 0
         sum_dev = 0.0
         sum_abs = 0.0
-        for r in range(i, end):
+        for r in range(bounds[g], bounds[g + 1]):
             x = v[r]
             if late[r] or q[r] == BAD_QUALITY or np.isnan(x):
                 continue
-            if x == last[si]:
-                repeats[si] += 1
-                if repeats[si] > flat_run:
+            if x == prev:
+                rep += 1
+                if rep > flat_run:
                     continue
             else:
-                last[si] = x
-                repeats[si] = 0
+                prev = x
+                rep = 0
             if not warm:
-                if count[si] < warmup:
-                    buf[si, count[si]] = x
-                    count[si] += 1
+                if n_seen < warmup:
+                    buf[si, n_seen] = x
+                    n_seen += 1
                 continue
             z = min(max((x - c0) / scale, -zc), zc)
             e = (1.0 - lam) * e + lam * z
@@ -211,14 +268,16 @@ def _drift(dec, s, t, v, q, late, enabled, floor, state, params, ib, fb, done):
                 n_acc += 1
                 sum_dev += d
                 sum_abs += abs(d)
+        last[si], repeats[si] = prev, rep
         if warm:
             ew[si], cp[si], cn[si] = e, p_, m_
             if n_acc > 0 and since[0, si] == 0 and since[1, si] == 0:
                 gain = 1.0 - (1.0 - alpha) ** n_acc
                 centre[si] = c0 + gain * (sum_dev / n_acc)
                 absdev[si] += gain * (sum_abs / n_acc - absdev[si])
-        elif count[si] >= warmup and np.isnan(centre[si]):
-            done[n_done] = si
-            n_done += 1
-        i = end
+        else:
+            count[si] = n_seen
+            if n_seen >= warmup and np.isnan(c0):
+                done[n_done] = si
+                n_done += 1
     return k, n_done

@@ -18,7 +18,7 @@ from common.conditions import Severity
 from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
-from detectors.decision import Decision, emit, step
+from detectors.decision import Decision, emit, idle, step
 from detectors.jit import KERNEL
 
 # (condition, bucket seconds, buckets in the window, window seconds)
@@ -47,7 +47,8 @@ class ExposureDetector(Detector):
         ib, fb = self.out(len(b))
         stel, twa = WINDOWS
         k = _exposure(
-            self.bank(), b.s, b.t, b.v, b.q, b.late, self._watched, self.limit, self.hold_ns,
+            self.bank(), b.groups, b.bounds, b.t, b.v, b.q, b.late, self._watched, self.limit,
+            self.hold_ns,
             self.last_t, self.rings[0], self.newest[0], self.rings[1], self.newest[1],
             np.array([stel[1], twa[1]], np.int64) * 1_000_000_000,
             np.array([stel[3], twa[3]]), ib, fb,
@@ -74,50 +75,83 @@ class ExposureDetector(Detector):
 
 
 @njit(**KERNEL)
-def _bucket_sum(ring, newest, si, bucket, c):
-    """Add ``c`` to ``bucket`` of one sensor's ring (rolling it forward) and sum the ring."""
+def _bucket_sum(ring, si, newest, bucket, c, pre, known):
+    """Add ``c`` to ``bucket`` of one sensor's ring (rolling it forward) and sum the ring.
+
+    ``pre`` is the sum of all but the newest bucket when ``known``: while readings land
+    in the newest bucket (most of them) the sum costs one addition, and it is bit for
+    bit the full left-to-right sum. Returns (sum, newest, pre, known).
+    """
     nb = ring.shape[1]
-    old = newest[si]
-    shift = nb if old < 0 else bucket - old
+    shift = nb if newest < 0 else bucket - newest
     if shift > 0:
         for j in range(nb):
             ring[si, j] = ring[si, j + shift] if j + shift < nb else 0.0
-        newest[si] = bucket
+        newest = bucket
         ring[si, nb - 1] += c
+        known = False
     elif nb - 1 + shift >= 0:  # not after the newest bucket (duplicate or same bucket)
         ring[si, nb - 1 + shift] += c
-    total = 0.0
-    for j in range(nb):
-        total += ring[si, j]
-    return total
+        if shift != 0:
+            known = False
+    if not known:
+        pre = 0.0
+        for j in range(nb - 1):
+            pre += ring[si, j]
+        known = True
+    return pre + ring[si, nb - 1], newest, pre, known
 
 
 @njit(**KERNEL)
 def _exposure(
-    dec, s, t, v, q, late, watched, limit, hold_ns, last_t, ring0, newest0, ring1, newest1,
-    width, window_s, ib, fb,
+    dec, groups, bounds, t, v, q, late, watched, limit, hold_ns, last_t, ring0, newest0, ring1,
+    newest1, width, window_s, ib, fb,
 ):  # fmt: skip
     k = 0
-    for i in range(len(s)):
-        si, x = s[i], v[i]
-        if late[i] or q[i] == BAD_QUALITY or np.isnan(x) or not watched[si]:
+    w0, w1 = width[0], width[1]
+    for g in range(len(groups)):  # one sensor's rows at a time: its state in registers
+        si = groups[g]
+        if not watched[si]:
             continue
-        ti = t[i]
+        hold = hold_ns[si]
         prev = last_t[si]
-        dt = hold_ns[si] if prev == 0 else min(ti - prev, hold_ns[si])
-        last_t[si] = ti
-        c = x * (dt / 1e9)
-        for w in range(2):
-            if w == 0:
-                total = _bucket_sum(ring0, newest0, si, ti // width[0], c)
-            else:
-                total = _bucket_sum(ring1, newest1, si, ti // width[1], c)
-            avg = total / window_s[w]
-            lim = limit[w, si]
-            if np.isnan(lim):
+        lim0, lim1 = limit[0, si], limit[1, si]
+        nw0, nw1 = newest0[si], newest1[si]
+        pre0 = pre1 = 0.0
+        known0 = known1 = False
+        rest0, rest1 = idle(dec, 0, si), idle(dec, 1, si)  # a step without set is a no-op
+        for i in range(bounds[g], bounds[g + 1]):
+            x = v[i]
+            if late[i] or q[i] == BAD_QUALITY or np.isnan(x):
                 continue
-            code, act = step(dec, w, si, ti, avg >= lim, avg < lim * RESET_FRACTION)
-            if code != 0:
-                emit(ib, fb, k, si, w, code > 0, ti, act, avg, lim)
-                k += 1
+            ti = t[i]
+            dt = hold if prev == 0 else min(ti - prev, hold)
+            prev = ti
+            c = x * (dt / 1e9)
+            for w in range(2):
+                if w == 0:
+                    total, nw0, pre0, known0 = _bucket_sum(
+                        ring0, si, nw0, ti // w0, c, pre0, known0
+                    )
+                    lim = lim0
+                else:
+                    total, nw1, pre1, known1 = _bucket_sum(
+                        ring1, si, nw1, ti // w1, c, pre1, known1
+                    )
+                    lim = lim1
+                avg = total / window_s[w]
+                if np.isnan(lim):
+                    continue
+                set_ = avg >= lim
+                if set_ or not (rest0 if w == 0 else rest1):
+                    code, act = step(dec, w, si, ti, set_, avg < lim * RESET_FRACTION)
+                    if code != 0:
+                        emit(ib, fb, k, si, w, code > 0, ti, act, avg, lim)
+                        k += 1
+                    if w == 0:
+                        rest0 = idle(dec, 0, si)
+                    else:
+                        rest1 = idle(dec, 1, si)
+        last_t[si] = prev
+        newest0[si], newest1[si] = nw0, nw1
     return k

@@ -23,7 +23,7 @@ from common.conditions import Severity
 from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
-from detectors.decision import Decision, emit, step
+from detectors.decision import Decision, emit, idle, step
 from detectors.jit import KERNEL
 
 CONDITIONS = (
@@ -78,7 +78,18 @@ class HealthDetector(Detector):
         ib, fb = self.out(len(b))
         params = (self.lo, self.hi, self.margin, self.jump, self.stuck_s, self.stale_ns)
         k = _health(
-            self.bank(), b.s, b.t, b.v, b.q, b.late, params, self.last_v, self.last_seen, ib, fb
+            self.bank(),
+            b.groups,
+            b.bounds,
+            b.t,
+            b.v,
+            b.q,
+            b.late,
+            params,
+            self.last_v,
+            self.last_seen,
+            ib,
+            fb,
         )
         return from_kernel(ib[:k], fb[:k])
 
@@ -128,61 +139,91 @@ class HealthDetector(Detector):
 
 
 @njit(**KERNEL)
-def _health(dec, s, t, v, q, late, params, last_v, last_seen, ib, fb):
-    lo, hi, margin, jump, stuck_s, stale_ns = params
+def _at_rest(dec, si):
+    """Every data-driven fault of the sensor at rest (see :func:`detectors.decision.idle`)."""
+    return (
+        idle(dec, RANGE, si)
+        and idle(dec, SPIKE, si)
+        and idle(dec, STUCK, si)
+        and idle(dec, QUALITY, si)
+        and idle(dec, OFFLINE, si)
+    )
+
+
+@njit(**KERNEL)
+def _health(dec, groups, bounds, t, v, q, late, params, last_v, last_seen, ib, fb):
+    lo_, hi_, margin_, jump_, stuck_, stale_ = params
     since = dec[2]  # stale: decided here, the bank only holds the activation time
     bad_q = float(BAD_QUALITY)
     k = 0
-    for i in range(len(s)):
-        if late[i]:
-            continue
-        si, ti, x = s[i], t[i], v[i]
-        bad, nan = q[i] == BAD_QUALITY, np.isnan(x)
-        if not bad and not nan:  # usable
-            outside = x < lo[si] - margin[si] or x > hi[si] + margin[si]
-            bound = hi[si] if x > hi[si] else lo[si]
-            code, act = step(dec, RANGE, si, ti, outside, not outside)
-            if code != 0:
-                emit(ib, fb, k, si, RANGE, code > 0, ti, act, x, bound)
-                k += 1
-            d = abs(x - last_v[si])
-            if not np.isnan(d):
-                lim = jump[si]
-                if not np.isnan(lim):
-                    code, act = step(dec, SPIKE, si, ti, d > lim, not d > lim)
-                    if code != 0:
-                        emit(ib, fb, k, si, SPIKE, code > 0, ti, act, d, lim)
-                        k += 1
-                if not np.isnan(stuck_s[si]):
-                    code, act = step(dec, STUCK, si, ti, d == 0.0, d > 0.0)
-                    if code != 0:
-                        emit(ib, fb, k, si, STUCK, code > 0, ti, act, x, stuck_s[si])
-                        k += 1
-            last_v[si] = x
-        offline = bad and nan
-        faulty = (bad or nan) and not offline
-        good = not bad and not nan
-        qv = float(q[i])
-        code, act = step(dec, QUALITY, si, ti, faulty, good)
-        if code != 0:
-            emit(ib, fb, k, si, QUALITY, code > 0, ti, act, qv, bad_q)
-            k += 1
-        code, act = step(dec, OFFLINE, si, ti, offline, good)
-        if code != 0:
-            emit(ib, fb, k, si, OFFLINE, code > 0, ti, act, qv, bad_q)
-            k += 1
-        # Stale: a gap longer than the limit is raised (at last reading + limit) and
-        # cleared here; a silence the clock already raised is only cleared.
-        limit = stale_ns[si]
-        prev = last_seen[si]
+    for g in range(len(groups)):  # one sensor's rows at a time: its settings in registers
+        si = groups[g]
+        lo, hi, lim, stuck = lo_[si], hi_[si], jump_[si], stuck_[si]
+        below, above = lo - margin_[si], hi + margin_[si]
+        spike_on, stuck_on = not np.isnan(lim), not np.isnan(stuck)
+        limit = stale_[si]
         lim_s = limit / 1e9
-        if since[STALE, si] != 0:
-            emit(ib, fb, k, si, STALE, False, ti, since[STALE, si], (ti - prev) / 1e9, lim_s)
-            k += 1
-            since[STALE, si] = 0
-        elif limit > 0 and prev != 0 and ti - prev > limit:
-            emit(ib, fb, k, si, STALE, True, prev + limit, prev + limit, lim_s, lim_s)
-            emit(ib, fb, k + 1, si, STALE, False, ti, prev + limit, (ti - prev) / 1e9, lim_s)
-            k += 2
-        last_seen[si] = ti
+        prev_v, prev = last_v[si], last_seen[si]
+        stale_since = since[STALE, si]
+        rest = _at_rest(dec, si)
+        for i in range(bounds[g], bounds[g + 1]):
+            if late[i]:
+                continue
+            ti, x = t[i], v[i]
+            bad, nan = q[i] == BAD_QUALITY, np.isnan(x)
+            good = not bad and not nan  # usable
+            outside = False
+            d = np.nan
+            quiet = False
+            if good:
+                outside = x < below or x > above
+                d = abs(x - prev_v)
+                # Nothing sets a fault at rest: every step would be a no-op (most readings).
+                quiet = rest and not outside and not (spike_on and d > lim)
+                quiet = quiet and not (stuck_on and d == 0.0)
+            if not quiet:
+                if good:
+                    bound = hi if x > hi else lo
+                    code, act = step(dec, RANGE, si, ti, outside, not outside)
+                    if code != 0:
+                        emit(ib, fb, k, si, RANGE, code > 0, ti, act, x, bound)
+                        k += 1
+                    if not np.isnan(d):
+                        if spike_on:
+                            code, act = step(dec, SPIKE, si, ti, d > lim, not d > lim)
+                            if code != 0:
+                                emit(ib, fb, k, si, SPIKE, code > 0, ti, act, d, lim)
+                                k += 1
+                        if stuck_on:
+                            code, act = step(dec, STUCK, si, ti, d == 0.0, d > 0.0)
+                            if code != 0:
+                                emit(ib, fb, k, si, STUCK, code > 0, ti, act, x, stuck)
+                                k += 1
+                offline = bad and nan
+                faulty = (bad or nan) and not offline
+                qv = float(q[i])
+                code, act = step(dec, QUALITY, si, ti, faulty, good)
+                if code != 0:
+                    emit(ib, fb, k, si, QUALITY, code > 0, ti, act, qv, bad_q)
+                    k += 1
+                code, act = step(dec, OFFLINE, si, ti, offline, good)
+                if code != 0:
+                    emit(ib, fb, k, si, OFFLINE, code > 0, ti, act, qv, bad_q)
+                    k += 1
+                rest = _at_rest(dec, si)
+            if good:
+                prev_v = x
+            # Stale: a gap longer than the limit is raised (at last reading + limit) and
+            # cleared here; a silence the clock already raised is only cleared.
+            if stale_since != 0:
+                emit(ib, fb, k, si, STALE, False, ti, stale_since, (ti - prev) / 1e9, lim_s)
+                k += 1
+                stale_since = 0
+            elif limit > 0 and prev != 0 and ti - prev > limit:
+                emit(ib, fb, k, si, STALE, True, prev + limit, prev + limit, lim_s, lim_s)
+                emit(ib, fb, k + 1, si, STALE, False, ti, prev + limit, (ti - prev) / 1e9, lim_s)
+                k += 2
+            prev = ti
+        last_v[si], last_seen[si] = prev_v, prev
+        since[STALE, si] = stale_since
     return k

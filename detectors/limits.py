@@ -15,7 +15,7 @@ from common.conditions import Severity
 from common.registry import SensorRef
 from detectors.base import Detector, Transitions, from_kernel
 from detectors.batch import BAD_QUALITY, Batch
-from detectors.decision import Decision, emit, step
+from detectors.decision import Decision, emit, idle, step
 from detectors.jit import KERNEL
 
 LEVELS = ("HH", "H", "L", "LL")
@@ -43,7 +43,19 @@ class LimitDetector(Detector):
     def process(self, b: Batch) -> Transitions:
         """One verdict per configured level and reading, through the decision layer."""
         ib, fb = self.out(len(b))
-        k = _limits(self.bank(), b.s, b.t, b.v, b.q, b.late, self.limits, self.deadband, ib, fb)
+        k = _limits(
+            self.bank(),
+            b.groups,
+            b.bounds,
+            b.t,
+            b.v,
+            b.q,
+            b.late,
+            self.limits,
+            self.deadband,
+            ib,
+            fb,
+        )
         return from_kernel(ib[:k], fb[:k])
 
     def describe(
@@ -71,23 +83,36 @@ class LimitDetector(Detector):
 
 
 @njit(**KERNEL)
-def _limits(dec, s, t, v, q, late, limits, band, ib, fb):
+def _limits(dec, groups, bounds, t, v, q, late, limits, band, ib, fb):
     k = 0
-    for i in range(len(s)):
-        x = v[i]
-        if late[i] or q[i] == BAD_QUALITY or np.isnan(x):
-            continue
-        si, ti = s[i], t[i]
-        for li in range(4):  # HH, H, L, LL
-            limit = limits[li, si]
-            if np.isnan(limit):
+    for g in range(len(groups)):  # one sensor's rows at a time: its settings in registers
+        si = groups[g]
+        hh, h, lo, ll, db = limits[0, si], limits[1, si], limits[2, si], limits[3, si], band[si]
+        a, e = bounds[g], bounds[g + 1]
+        if idle(dec, 0, si) and idle(dec, 1, si) and idle(dec, 2, si) and idle(dec, 3, si):
+            top, bottom = -np.inf, np.inf  # of the usable readings
+            for i in range(a, e):
+                x = v[i]
+                if not (late[i] or q[i] == BAD_QUALITY or np.isnan(x)):
+                    top = max(top, x)
+                    bottom = min(bottom, x)
+            if not (top >= hh or top >= h or bottom <= lo or bottom <= ll):
+                continue  # no reading sets a level at rest: every step would be a no-op
+        for i in range(a, e):
+            x = v[i]
+            if late[i] or q[i] == BAD_QUALITY or np.isnan(x):
                 continue
-            if li < 2:
-                set_, reset = x >= limit, x < limit - band[si]
-            else:
-                set_, reset = x <= limit, x > limit + band[si]
-            code, act = step(dec, li, si, ti, set_, reset)
-            if code != 0:
-                emit(ib, fb, k, si, li, code > 0, ti, act, x, limit)
-                k += 1
+            ti = t[i]
+            for li in range(4):  # HH, H, L, LL
+                limit = hh if li == 0 else h if li == 1 else lo if li == 2 else ll
+                if np.isnan(limit):
+                    continue
+                if li < 2:
+                    set_, reset = x >= limit, x < limit - db
+                else:
+                    set_, reset = x <= limit, x > limit + db
+                code, act = step(dec, li, si, ti, set_, reset)
+                if code != 0:
+                    emit(ib, fb, k, si, li, code > 0, ti, act, x, limit)
+                    k += 1
     return k

@@ -51,7 +51,19 @@ class RateDetector(Detector):
         ib, fb = self.out(len(b))
         sums = tuple(self.sums[k] for k in _SUMS)
         k = _rate(
-            self.bank(), b.s, b.t, b.v, b.q, b.late, self.limit, self.tau, self.last_t, sums, ib, fb
+            self.bank(),
+            b.groups,
+            b.bounds,
+            b.t,
+            b.v,
+            b.q,
+            b.late,
+            self.limit,
+            self.tau,
+            self.last_t,
+            sums,
+            ib,
+            fb,
         )
         return from_kernel(ib[:k], fb[:k])
 
@@ -76,41 +88,48 @@ class RateDetector(Detector):
 
 
 @njit(**KERNEL)
-def _rate(dec, s, t, v, q, late, limit, tau, last_t, sums, ib, fb):
+def _rate(dec, groups, bounds, t, v, q, late, limit, tau, last_t, sums, ib, fb):
     a0, a1, a2, av, atv = sums
     k = 0
-    for i in range(len(s)):
-        si, x = s[i], v[i]
+    for g in range(len(groups)):  # one sensor's rows at a time: its fit in registers
+        si = groups[g]
         lim = limit[si]
-        if late[i] or q[i] == BAD_QUALITY or np.isnan(x) or np.isnan(lim):
+        if np.isnan(lim):
             continue
-        ti = t[i]
         ta = tau[si]
+        min_var = (0.5 * ta) ** 2
         last = last_t[si]
-        if last == 0 or (ti - last) / 1e9 / ta > FORGET:
-            s0 = s1 = s2 = sv = stv = 0.0
-        else:  # decay to this reading's time and re-reference the times to it
+        s0, s1, s2, sv, stv = a0[si], a1[si], a2[si], av[si], atv[si]
+        for i in range(bounds[g], bounds[g + 1]):
+            x = v[i]
+            if late[i] or q[i] == BAD_QUALITY or np.isnan(x):
+                continue
+            ti = t[i]
             dt = (ti - last) / 1e9
-            f = math.exp(-dt / ta)
-            s0, s1, s2, sv, stv = a0[si], a1[si], a2[si], av[si], atv[si]
-            s2 = (s2 - 2 * dt * s1 + dt * dt * s0) * f
-            s1 = (s1 - dt * s0) * f
-            stv = (stv - dt * sv) * f
-            s0 *= f
-            sv *= f
-        s0 += 1.0
-        sv += x
+            age = dt / ta  # in time constants
+            if last == 0 or age > FORGET:
+                s0 = s1 = s2 = sv = stv = 0.0
+            else:  # decay to this reading's time and re-reference the times to it
+                f = math.exp(-age)
+                s2 = (s2 - 2 * dt * s1 + dt * dt * s0) * f
+                s1 = (s1 - dt * s0) * f
+                stv = (stv - dt * sv) * f
+                s0 *= f
+                sv *= f
+            s0 += 1.0
+            sv += x
+            last = ti
+            m1, m2, mv, mtv = s1 / s0, s2 / s0, sv / s0, stv / s0
+            var = m2 - m1 * m1
+            if var < min_var:
+                continue
+            slope = (mtv - m1 * mv) / var * 60.0
+            code, act = step(dec, 0, si, ti, slope >= lim, slope < lim * RESET_FRACTION)
+            if code != 0:
+                emit(ib, fb, k, si, 0, code > 0, ti, act, slope, lim)
+                k += 1
         a0[si], a1[si], a2[si], av[si], atv[si] = s0, s1, s2, sv, stv
-        last_t[si] = ti
-        m1, m2, mv, mtv = s1 / s0, s2 / s0, sv / s0, stv / s0
-        var = m2 - m1 * m1
-        if var < (0.5 * ta) ** 2:
-            continue
-        slope = (mtv - m1 * mv) / var * 60.0
-        code, act = step(dec, 0, si, ti, slope >= lim, slope < lim * RESET_FRACTION)
-        if code != 0:
-            emit(ib, fb, k, si, 0, code > 0, ti, act, slope, lim)
-            k += 1
+        last_t[si] = last
     return k
 
 

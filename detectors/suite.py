@@ -45,7 +45,7 @@ class Suite:
     def process_batch(self, b: Batch) -> list[tuple[Detector, Transitions]]:
         """Run every detector on a batch from :meth:`sort`, then advance the clock."""
         out = [(d, d.process(b)) for d in self.detectors]
-        advance_clock(self.last_ts, b.s, b.t, b.late)
+        advance_clock(self.last_ts, b.groups, b.bounds, b.t, b.late)
         return out
 
     def tick(self, now_ns: int) -> list[tuple[Detector, Transitions]]:
