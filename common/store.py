@@ -195,7 +195,7 @@ def _stored_buckets(
     rows = cur.execute(
         "SELECT hourly, codes, buckets FROM stored_rollup_buckets(%s, %s, %s, %s, %s)",
         (
-            np.asarray(sensor_ids, dtype=object)[present].tolist(),
+            [sensor_ids[i] for i in present.tolist()],
             _utc(int(m.bucket_ns.min())),
             _utc(int(m.bucket_ns.max())),
             _utc(int(h.bucket_ns.min())),

@@ -38,6 +38,11 @@ class Batch:
         """Rows that may decide a process condition: in time, good or uncertain, not NaN."""
         return ~self.late & (self.q != BAD_QUALITY) & ~np.isnan(self.v)
 
+    @property
+    def walk(self) -> tuple[np.ndarray, ...]:
+        """What every per-group kernel takes first: (groups, bounds, t, v, q, late)."""
+        return (self.groups, self.bounds, self.t, self.v, self.q, self.late)
+
     def __len__(self) -> int:
         return len(self.s)
 

@@ -120,8 +120,7 @@ class DriftDetector(Detector):
         )  # fmt: skip
         done = np.empty(len(b), np.int64)  # sensors whose warm-up completed in this batch
         k, n_done = _drift(
-            self.bank(), b.groups, b.bounds, b.t, b.v, b.q, b.late, self.enabled, self.floor,
-            state, params, ib, fb, done,
+            self.bank(), *b.walk, self.enabled, self.floor, state, params, ib, fb, done,
         )  # fmt: skip
         if n_done:  # baselines from the completed warm-up buffers (median, MAD)
             baselines(self.buf, done[:n_done], self.centre, self.absdev)

@@ -47,8 +47,7 @@ class ExposureDetector(Detector):
         ib, fb = self.out(len(b))
         stel, twa = WINDOWS
         k = _exposure(
-            self.bank(), b.groups, b.bounds, b.t, b.v, b.q, b.late, self._watched, self.limit,
-            self.hold_ns,
+            self.bank(), *b.walk, self._watched, self.limit, self.hold_ns,
             self.last_t, self.rings[0], self.newest[0], self.rings[1], self.newest[1],
             np.array([stel[1], twa[1]], np.int64) * 1_000_000_000,
             np.array([stel[3], twa[3]]), ib, fb,

@@ -77,20 +77,7 @@ class HealthDetector(Detector):
         """Data-driven faults plus stale gaps between readings, one pass over the batch."""
         ib, fb = self.out(len(b))
         params = (self.lo, self.hi, self.margin, self.jump, self.stuck_s, self.stale_ns)
-        k = _health(
-            self.bank(),
-            b.groups,
-            b.bounds,
-            b.t,
-            b.v,
-            b.q,
-            b.late,
-            params,
-            self.last_v,
-            self.last_seen,
-            ib,
-            fb,
-        )
+        k = _health(self.bank(), *b.walk, params, self.last_v, self.last_seen, ib, fb)
         return from_kernel(ib[:k], fb[:k])
 
     def tick(self, now_ns: int) -> Transitions:

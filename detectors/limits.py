@@ -43,19 +43,7 @@ class LimitDetector(Detector):
     def process(self, b: Batch) -> Transitions:
         """One verdict per configured level and reading, through the decision layer."""
         ib, fb = self.out(len(b))
-        k = _limits(
-            self.bank(),
-            b.groups,
-            b.bounds,
-            b.t,
-            b.v,
-            b.q,
-            b.late,
-            self.limits,
-            self.deadband,
-            ib,
-            fb,
-        )
+        k = _limits(self.bank(), *b.walk, self.limits, self.deadband, ib, fb)
         return from_kernel(ib[:k], fb[:k])
 
     def describe(

@@ -50,21 +50,7 @@ class RateDetector(Detector):
         """Slope per reading from the sums so far; needs the fit to span half a window."""
         ib, fb = self.out(len(b))
         sums = tuple(self.sums[k] for k in _SUMS)
-        k = _rate(
-            self.bank(),
-            b.groups,
-            b.bounds,
-            b.t,
-            b.v,
-            b.q,
-            b.late,
-            self.limit,
-            self.tau,
-            self.last_t,
-            sums,
-            ib,
-            fb,
-        )
+        k = _rate(self.bank(), *b.walk, self.limit, self.tau, self.last_t, sums, ib, fb)
         return from_kernel(ib[:k], fb[:k])
 
     def describe(

@@ -204,7 +204,7 @@ class Bridge:
         # must not count it on top of the one it replaces.
         with self._held_lock:
             self._inflight -= len(flush.messages)
-        metrics.INFLIGHT.set(self._inflight)
+        metrics.INFLIGHT.set(self._held())
         if delivered:
             for item in flush.messages:
                 if item.qos:
@@ -307,7 +307,7 @@ class Bridge:
             if len(batch) >= limit or remaining <= 0 or not await self._wait(remaining):
                 break
         self._inflight += len(batch)
-        metrics.INFLIGHT.set(self._inflight + len(inbox))
+        metrics.INFLIGHT.set(self._held())
         return batch
 
     async def _wait(self, wait_s: float) -> bool:

@@ -20,14 +20,21 @@ S = 1_000_000_000
 NAN = float("nan")
 
 
-def feed(det: Detector, rows: list[tuple[int, float, float, int]], n: int = N) -> list[tuple]:
-    """rows: (sensor, t seconds, value, quality) -> (condition, active, t s, activated s)."""
+def feed(
+    det: Detector, rows: list[tuple[int, float, float, int]], n: int = N, batch: int = 0
+) -> list[tuple]:
+    """rows: (sensor, t seconds, value, quality) -> (condition, active, t s, activated s).
+
+    One batch, or batches of ``batch`` rows (a learnt baseline is set at a batch's end)."""
     suite = Suite([det], n)
-    s, t, v, q = (np.array(c) for c in zip(*rows, strict=True))
-    found = suite.process(
-        s.astype(np.int64), (t * S).astype(np.int64), v.astype(float), q.astype(np.uint8)
-    )[0][1]
-    return [(det.conditions[c], a, ts / S, act / S) for _, c, a, ts, _, _, act in found.rows()]
+    size = batch or len(rows)
+    found = []
+    for i in range(0, len(rows), size):
+        s, t, v, q = (np.array(c) for c in zip(*rows[i : i + size], strict=True))
+        found += suite.process(
+            s.astype(np.int64), (t * S).astype(np.int64), v.astype(float), q.astype(np.uint8)
+        )[0][1].rows()
+    return [(det.conditions[c], a, ts / S, act / S) for _, c, a, ts, _, _, act in found]
 
 
 def test_hysteresis_holds_inside_the_deadband() -> None:
@@ -104,16 +111,9 @@ def _noisy_then(rng: np.random.Generator, stuck: float, n_noisy: int, n_stuck: i
 
 
 def _drift_activations(det: DriftDetector, v: np.ndarray) -> list[tuple]:
-    """One sensor, 1 s apart, in batches of 10 (a baseline is set at a batch's end)."""
-    suite = Suite([det], 1)
-    found = []
-    for i in range(0, len(v), 10):
-        t = (np.arange(i, min(i + 10, len(v))) * S + 10**18).astype(np.int64)
-        n = len(t)
-        found += suite.process(np.zeros(n, np.int64), t, v[i : i + n], np.zeros(n, np.uint8))[0][
-            1
-        ].rows()
-    return [r for r in found if r[2]]
+    """One sensor, 1 s apart, in batches of 10; the activations only."""
+    rows = [(0, float(i), float(x), 0) for i, x in enumerate(v)]
+    return [g for g in feed(det, rows, n=1, batch=10) if g[1]]
 
 
 def test_drift_does_not_learn_a_stuck_sensor_during_warm_up() -> None:
