@@ -101,11 +101,40 @@ def migrate(database: DatabaseSettings) -> list[int]:
                     "applied migration %04d_%s to schema %s", version, name, database.db_schema
                 )
                 applied.append(version)
+            refresh_pending(conn)
             for line in maintain(conn):
                 log.info("storage maintenance in %s: %s", database.db_schema, line)
         finally:
             conn.execute(_UNLOCK, (_LOCK_KEY, database.db_schema))
     return applied
+
+
+def refresh_pending(conn: psycopg.Connection[Any]) -> None:
+    """Refresh the continuous aggregates over the ranges a migration asked for (TimescaleDB).
+
+    A migration that rebuilds an aggregate over existing rows (0040) cannot refresh it
+    itself: ``refresh_continuous_aggregate`` refuses to run inside a transaction, and
+    every migration is one. It notes the range in ``rollup_refresh_pending``; this runs
+    the refresh afterwards on the autocommit connection, oldest level first, and removes
+    the note once done (an interrupted refresh is retried at the next migrate).
+    """
+    row = conn.execute("SELECT to_regclass('rollup_refresh_pending')").fetchone()
+    if row is None or row[0] is None:
+        return
+    pending = conn.execute(
+        "SELECT view_name, lo, hi FROM rollup_refresh_pending"
+        " ORDER BY view_name = 'readings_1h', view_name, lo"
+    ).fetchall()
+    for view, lo, hi in pending:
+        conn.execute(
+            "CALL refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)",
+            (view, lo, hi),
+        )
+        conn.execute(
+            "DELETE FROM rollup_refresh_pending WHERE view_name = %s AND lo = %s AND hi = %s",
+            (view, lo, hi),
+        )
+        log.info("refreshed %s from %s to %s", view, lo, hi)
 
 
 def maintain(conn: psycopg.Connection[Any]) -> list[str]:

@@ -1,15 +1,19 @@
 """Writes of the detector workers: readings, anomalies, offsets and state, in one transaction.
 
-Readings (``write_readings``): the batch is sorted by (sensor, time), the primary key's
-order, so consecutive index insertions land on the same leaf pages. Its binary COPY
-payload goes straight into ``readings`` under a savepoint; if that succeeds, every row
-was new, and the batch's per-minute and per-hour aggregates, computed here in numpy
-(common/rollups.py), are COPYed into a temp table and folded into ``readings_1m`` /
-``readings_1h`` by ``fold_staged_rollups()`` (migration 0009; plain PostgreSQL only,
+Readings (``write_readings``) are stored in ``readings_raw`` keyed by a small integer
+per sensor (``sensor_keys``, migration 0040; ``readings`` is a view with the sensor and
+unit names). The writer maps sensor ids to keys with a per-connection cache; sensors it
+has not seen are added by ``sensor_keys_for()`` (INSERT ... ON CONFLICT DO NOTHING, then
+SELECT: safe with concurrent writers). The batch is sorted by (key, time), the primary
+key's order, so consecutive index insertions land on the same leaf pages. Its binary
+COPY payload goes straight into ``readings_raw`` under a savepoint; if that succeeds,
+every row was new, and the batch's per-minute and per-hour aggregates, computed here in
+numpy (common/rollups.py), are COPYed into a temp table and folded into ``readings_1m``
+/ ``readings_1h`` by ``fold_staged_rollups()`` (migration 0009; plain PostgreSQL only,
 TimescaleDB's continuous aggregates do that there). When the unique key rejects the
 COPY (a replay, a key twice in the batch, a concurrent writer), the savepoint is rolled
-back and the exact path runs: COPY into the temp table ``readings_stage``,
-``stage_remove_stored()`` drops the rows already stored, and ``ingest_staged_readings()``
+back and the exact path runs: COPY into the temp table ``raw_stage``,
+``raw_stage_remove_stored()`` drops the rows already stored, and ``ingest_raw_stage()``
 inserts the rest with ``ON CONFLICT DO NOTHING`` and rolls up exactly the rows it
 inserted. Either way a replay adds nothing and counts nothing, and everything happens
 in the caller's transaction.
@@ -18,7 +22,9 @@ in the caller's transaction.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,10 +35,11 @@ from common import pgcopy, rollups
 from common.conditions import ConditionEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_STAGE = "readings_stage"
+_RAW = "readings_raw"
+_STAGE = "raw_stage"
 _ROLLUP_STAGE = "rollups_stage"
 _WIDTHS = (rollups.MINUTE_NS, rollups.HOUR_NS)
-_READING_COLUMNS = "time, sensor_id, unit_id, value, quality, ingest_time"
+_RAW_COLUMNS = "time, sensor_key, quality, value, ingest_time"
 _ROLLUP_COLUMNS = (
     "hourly, bucket, sensor_id, unit_id, samples, value_sum, value_min, value_max,"
     " value_last, last_time"
@@ -47,6 +54,45 @@ UNAVAILABLE: tuple[type[psycopg.Error], ...] = (
 )
 
 
+@dataclass
+class _KeyCache:
+    """A connection's map (sensor_id, unit_id) -> sensor_key.
+
+    ``known`` holds keys read in a transaction that did not make them, so committed
+    (sensor_keys rows are never deleted). Keys this connection made or moved are
+    ``pending`` until seen again from a later transaction: the transaction that made
+    them may still roll back (a key cached then would point at no sensor). Pending keys
+    are re-checked with every batch, in the batch's first query. The whole cache is
+    dropped when ``sensor_keys`` is a different relation (file node: another schema,
+    TRUNCATE, a re-created schema).
+    """
+
+    filenode: int = -1
+    known: dict[tuple[str, str], int] = field(default_factory=dict)
+    unit_of: dict[str, str] = field(default_factory=dict)
+    pending: dict[tuple[str, str], int] = field(default_factory=dict)
+    pending_xact: str = ""
+
+    def reset(self, filenode: int) -> None:
+        """Forget everything: ``sensor_keys`` is another relation now."""
+        self.filenode = filenode
+        self.known.clear()
+        self.unit_of.clear()
+        self.pending.clear()
+        self.pending_xact = ""
+
+    def learn(self, pair: tuple[str, str], key: int) -> None:
+        """Record a committed key (dropping the entry of the sensor's previous unit)."""
+        old = self.unit_of.get(pair[0])
+        if old is not None and old != pair[1]:
+            self.known.pop((pair[0], old), None)
+        self.known[pair] = key
+        self.unit_of[pair[0]] = pair[1]
+
+
+_CACHES: weakref.WeakKeyDictionary[psycopg.Connection[Any], _KeyCache] = weakref.WeakKeyDictionary()
+
+
 def write_readings(
     conn: psycopg.Connection[Any],
     sensor_ids: list[str],
@@ -58,7 +104,11 @@ def write_readings(
     value: np.ndarray,
     quality: np.ndarray,
 ) -> int:
-    """Insert readings (columns as arrays, text columns as codes); return rows inserted."""
+    """Insert readings (columns as arrays, text columns as codes); return rows inserted.
+
+    A sensor's unit is ``unit_ids[unit_code]`` of its rows (one unit per sensor; a
+    sensor reported with another unit than before is moved to it).
+    """
     n = len(ts_ns)
     if n == 0:
         return 0
@@ -68,30 +118,49 @@ def write_readings(
     value = np.asarray(value, np.float64)
     ingest_ns = np.asarray(ingest_ns, np.int64)
     quality = np.asarray(quality, np.int16)
-    if not rollups.is_key_sorted(sensor_code, ts_ns):
-        order = np.lexsort((ts_ns, sensor_code))
-        sensor_code, unit_code, ts_ns = sensor_code[order], unit_code[order], ts_ns[order]
-        value, ingest_ns, quality = value[order], ingest_ns[order], quality[order]
-    payload = pgcopy.build(
-        [
-            pgcopy.timestamptz(ts_ns),
-            pgcopy.Text(sensor_code, sensor_ids),
-            pgcopy.Text(unit_code, unit_ids),
-            pgcopy.float8(value),
-            pgcopy.Fixed(quality, ">i2"),
-            pgcopy.timestamptz(ingest_ns),
-        ],
-        n,
-    )
+    cache = _CACHES.setdefault(conn, _KeyCache())
+    pending = list(cache.pending.items())
     with conn.cursor() as cur:
         row = cur.execute(
-            "SELECT ensure_time_partitions(%s, %s), rollups_by_writer()",
-            (_utc(int(ts_ns.min())), _utc(int(ts_ns.max()))),
+            "SELECT ensure_time_partitions(%s, %s), rollups_by_writer(),"
+            " pg_relation_filenode('sensor_keys'), pg_current_xact_id()::text,"
+            " (SELECT coalesce(array_agg(k.sensor_key), '{}') FROM sensor_keys k"
+            "   JOIN unnest(%s::integer[], %s::text[], %s::text[]) AS p(key, id, unit)"
+            "     ON k.sensor_key = p.key AND k.sensor_id = p.id AND k.unit_id = p.unit)",
+            (
+                _utc(int(ts_ns.min())),
+                _utc(int(ts_ns.max())),
+                [key for _p, key in pending],
+                [p[0] for p, _k in pending],
+                [p[1] for p, _k in pending],
+            ),
         ).fetchone()
-        by_writer = bool(row and row[1])
+        assert row is not None
+        by_writer, xact = bool(row[1]), str(row[3])
+        _check_cache(cache, int(row[2]), xact, set(row[4]))
+        key = _sensor_keys(cur, cache, xact, sensor_ids, sensor_code, unit_ids, unit_code)
+        if not rollups.is_key_sorted(key, ts_ns):
+            order = np.lexsort((ts_ns, key))
+            key, sensor_code, unit_code = key[order], sensor_code[order], unit_code[order]
+            ts_ns, value, ingest_ns, quality = (
+                ts_ns[order],
+                value[order],
+                ingest_ns[order],
+                quality[order],
+            )
+        payload = pgcopy.build(
+            [
+                pgcopy.timestamptz(ts_ns),
+                pgcopy.Fixed(key, ">i4"),
+                pgcopy.Fixed(quality, ">i2"),
+                pgcopy.float8(value),
+                pgcopy.timestamptz(ingest_ns),
+            ],
+            n,
+        )
         try:
             with conn.transaction():  # a savepoint inside the caller's transaction
-                _copy(cur, "readings", payload)
+                _copy(cur, _RAW, payload)
         except psycopg.errors.UniqueViolation:
             pass  # some rows are stored already (replay, concurrent writer) or twice here
         else:
@@ -101,17 +170,78 @@ def write_readings(
         return _write_staged(cur, payload, n)
 
 
+def _check_cache(cache: _KeyCache, filenode: int, xact: str, verified: set[int]) -> None:
+    """Drop a stale cache; keep the pending keys still there, promote the committed ones."""
+    if filenode != cache.filenode:
+        cache.reset(filenode)
+        return
+    if not cache.pending:
+        return
+    later = xact != cache.pending_xact  # the transaction that made them has ended
+    for pair, key in list(cache.pending.items()):
+        if key not in verified:
+            del cache.pending[pair]  # rolled back: ask again
+        elif later:
+            del cache.pending[pair]
+            cache.learn(pair, key)
+
+
+def _sensor_keys(
+    cur: psycopg.Cursor[Any],
+    cache: _KeyCache,
+    xact: str,
+    sensor_ids: list[str],
+    sensor_code: np.ndarray,
+    unit_ids: list[str],
+    unit_code: np.ndarray,
+) -> np.ndarray:
+    """Each row's sensor key (int32); sensors not in the cache are looked up or added.
+
+    One dictionary lookup per sensor in the batch (not per row); one round trip only
+    when the batch names a sensor this connection has not seen.
+    """
+    seen = np.zeros(len(sensor_ids), bool)
+    seen[sensor_code] = True
+    present = np.flatnonzero(seen)
+    unit_of_code = np.zeros(len(sensor_ids), np.int64)
+    unit_of_code[sensor_code] = unit_code  # one unit per sensor (the last row's, if not)
+    pairs = [
+        (sensor_ids[c], unit_ids[u])
+        for c, u in zip(present.tolist(), unit_of_code[present].tolist(), strict=True)
+    ]
+    known, pend = cache.known, cache.pending
+    keys = [known.get(p, pend.get(p, -1)) for p in pairs]
+    missing = [i for i, k in enumerate(keys) if k < 0]
+    if missing:
+        asked = [pairs[i] for i in missing]
+        rows = cur.execute(
+            "SELECT sensor_id, sensor_key FROM sensor_keys_for(%s::text[], %s::text[])",
+            ([p[0] for p in asked], [p[1] for p in asked]),
+        ).fetchall()
+        found = {str(sid): int(k) for sid, k in rows}
+        cache.pending_xact = xact  # pending ones of earlier transactions are settled
+        for i, pair in zip(missing, asked, strict=True):
+            keys[i] = found[pair[0]]
+            cache.pending[pair] = keys[i]
+            old = cache.unit_of.get(pair[0])
+            if old is not None and old != pair[1]:
+                cache.known.pop((pair[0], old), None)  # moved: the old pair is stale
+    key_of_code = np.zeros(len(sensor_ids), np.int32)
+    key_of_code[present] = keys
+    return np.asarray(key_of_code[sensor_code])
+
+
 def _write_staged(cur: psycopg.Cursor[Any], payload: bytes, n: int) -> int:
     """The exact path: stage, drop what is stored, insert the rest ON CONFLICT DO NOTHING."""
     cur.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-        "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        f"(LIKE {_RAW} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     _copy(cur, _STAGE, payload)
-    row = cur.execute("SELECT stage_remove_stored()").fetchone()
+    row = cur.execute("SELECT raw_stage_remove_stored()").fetchone()
     inserted = 0
     if row is None or int(row[0]) < n:
-        row = cur.execute("SELECT ingest_staged_readings()").fetchone()
+        row = cur.execute("SELECT ingest_raw_stage()").fetchone()
         inserted = int(row[0]) if row else 0
     cur.execute(f"TRUNCATE {_STAGE}")
     return inserted
@@ -250,7 +380,7 @@ def _utc(ns: int) -> datetime:
 
 
 def _copy(cur: psycopg.Cursor[Any], table: str, payload: bytes) -> None:
-    with cur.copy(f"COPY {table} ({_READING_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+    with cur.copy(f"COPY {table} ({_RAW_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(payload)
 
 

@@ -104,18 +104,18 @@ def day_suffix(ns: int) -> str:
 
 def test_partitions_are_made_ahead_and_on_demand(db: psycopg.Connection) -> None:
     now = time.time_ns()
-    made = partitions(db, "readings")
+    made = partitions(db, "readings_raw")
     # migrate ran storage_maintain(): today and `ahead` (3 days) exist, plus the default.
     for days in range(4):
-        assert f"readings_p{day_suffix(now + days * 86400 * NS)}" in made
-    assert "readings_default" in made
+        assert f"readings_raw_p{day_suffix(now + days * 86400 * NS)}" in made
+    assert "readings_raw_default" in made
     assert f"readings_1m_p{day_suffix(now)[:6]}" in partitions(db, "readings_1m")
     # A batch 20 days back gets its partitions from the write path itself.
     old = now - 20 * 86400 * NS
     ts, values, codes = batch(old, 40, seed=2)
     assert write(db, ts, values, codes) == 40
-    assert f"readings_p{day_suffix(old)}" in partitions(db, "readings")
-    in_default = db.execute("SELECT count(*) FROM readings_default").fetchone()[0]
+    assert f"readings_raw_p{day_suffix(old)}" in partitions(db, "readings_raw")
+    in_default = db.execute("SELECT count(*) FROM readings_raw_default").fetchone()[0]
     assert in_default == 0
 
 
@@ -123,13 +123,13 @@ def test_rows_outside_the_window_wait_in_the_default_partition(db: psycopg.Conne
     far = time.time_ns() + 10 * 86400 * NS  # beyond `ahead` (3 days)
     ts, values, codes = batch(far, 20, seed=3)
     assert write(db, ts, values, codes) == 20
-    assert db.execute("SELECT count(*) FROM readings_default").fetchone()[0] == 20
+    assert db.execute("SELECT count(*) FROM readings_raw_default").fetchone()[0] == 20
     # Once the window reaches that day its partition is created and the rows move in.
     db.execute("UPDATE storage_policy SET ahead = interval '12 days'")
     lines = [r[0] for r in db.execute("SELECT storage_maintain()")]
     assert any(line.startswith("created") for line in lines), lines
-    assert db.execute("SELECT count(*) FROM readings_default").fetchone()[0] == 0
-    part = f"readings_p{day_suffix(far)}"
+    assert db.execute("SELECT count(*) FROM readings_raw_default").fetchone()[0] == 0
+    part = f"readings_raw_p{day_suffix(far)}"
     assert db.execute(f"SELECT count(*) FROM {part}").fetchone()[0] == 20
     assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 20
 
@@ -143,7 +143,7 @@ def test_retention_drops_old_partitions_and_keeps_rollups(db: psycopg.Connection
     assert write(db, ts, values, codes) == 40
     db.execute("UPDATE storage_policy SET raw_keep = interval '10 days'")
     lines = [r[0] for r in db.execute("SELECT storage_maintain()")]
-    assert f"dropped readings_p{day_suffix(old)}" in lines
+    assert f"dropped readings_raw_p{day_suffix(old)}" in lines
     assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 40
     # Rollups are kept for rollup_keep (2 years): the old minute buckets are still there.
     assert db.execute(
@@ -171,7 +171,7 @@ def test_a_schema_from_before_partitioning_keeps_its_rows(
     try:
         migrate(database(stack, isolation).model_copy(update={"db_schema": schema}))
         kind, count = db.execute(
-            f"SELECT (SELECT relkind FROM pg_class WHERE oid = '{schema}.readings'::regclass),"
+            f"SELECT (SELECT relkind FROM pg_class WHERE oid = '{schema}.readings_raw'::regclass),"
             f" (SELECT count(*) FROM {schema}.readings)"
         ).fetchone()
         assert (kind, count) == ("p", 100)
@@ -283,3 +283,75 @@ def write_rows(
         values[rows],
         np.where(np.isnan(values[rows]), 2, 0),
     )
+
+
+def test_a_text_keyed_schema_is_converted_with_its_rows(
+    stack: BaseProcessSettings, isolation: Isolation, db: psycopg.Connection
+) -> None:
+    """Migration 0040 on a schema that has readings keyed by text (before 0040)."""
+    from common.migrate import available
+
+    schema = isolation.schema + "_text"
+    settings = database(stack, isolation).model_copy(update={"db_schema": schema})
+    db.execute(f"CREATE SCHEMA {schema}")
+    try:
+        with psycopg.connect(settings.conninfo(), autocommit=True) as old:
+            old.execute(f"SET search_path TO {schema}, public")
+            old.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for version, name, text in available():
+                if version < 40:
+                    old.execute(text.encode())
+                    old.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+            old.execute("SELECT storage_maintain()")
+            # 3 sensors x 200 readings over the last ~3 h, through the old write function;
+            # S-2 moved from unit U1 to U2 half-way (its newest unit wins).
+            old.execute(
+                "CREATE TEMP TABLE readings_stage (LIKE readings INCLUDING DEFAULTS);"
+                " INSERT INTO readings_stage SELECT now() - i * interval '50 seconds',"
+                " 'S-' || s, CASE WHEN s = 2 AND i < 100 THEN 'U2' ELSE 'U1' END,"
+                " CASE WHEN i % 13 = 0 THEN NULL ELSE i * s END, 0, now()"
+                " FROM generate_series(0, 199) i, generate_series(1, 3) s;"
+                " SELECT ingest_staged_readings()"
+            )
+            before = old.execute(
+                "SELECT sensor_id, count(*), count(value), sum(value), min(time), max(time)"
+                " FROM readings GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+            rollups = old.execute("SELECT * FROM readings_1m ORDER BY sensor_id, bucket").fetchall()
+        assert migrate(settings) == [v for v, _n, _t in available() if v >= 40]
+        with psycopg.connect(settings.conninfo(), autocommit=True) as new:
+            new.execute(f"SET search_path TO {schema}, public")
+            after = new.execute(
+                "SELECT sensor_id, count(*), count(value), sum(value), min(time), max(time)"
+                " FROM readings GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+            assert after == before
+            assert len(after) == 3
+            assert new.execute(
+                "SELECT sensor_id, unit_id FROM sensor_keys ORDER BY sensor_key"
+            ).fetchall() == [("S-1", "U1"), ("S-2", "U2"), ("S-3", "U1")]
+            assert new.execute(
+                "SELECT relkind FROM pg_class WHERE oid = 'readings'::regclass"
+            ).fetchone() == ("v",)
+            assert (
+                new.execute("SELECT * FROM readings_1m ORDER BY sensor_id, bucket").fetchall()
+                == rollups
+            )
+            # The converted rows are the primary key's: a replay of them stores nothing.
+            ts = np.array(
+                [r[0] for r in new.execute("SELECT extract(epoch FROM time)::float8 * 1e6"
+                                           " FROM readings WHERE sensor_id = 'S-3' ORDER BY time")],
+                np.int64,
+            ) * 1000  # fmt: skip
+            with new.transaction():
+                stored = store.write_readings(
+                    new, ["S-3"], np.zeros(len(ts), np.int64), ["U1"],
+                    np.zeros(len(ts), np.int64), ts, ts, np.ones(len(ts)),
+                    np.zeros(len(ts), np.int16),
+                )  # fmt: skip
+            assert stored == 0
+    finally:
+        db.execute(f"DROP SCHEMA {schema} CASCADE")
