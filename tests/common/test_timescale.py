@@ -73,12 +73,12 @@ CHECKS = {
     "by_writer": "SELECT b FROM by_writer",
     "flavour": "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'",
     "hypertable": "SELECT hypertable_name, num_dimensions, compression_enabled"
-    " FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'",
+    " FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings_raw'",
     "chunk_interval": "SELECT time_interval::text AS chunk_interval"
-    " FROM timescaledb_information.dimensions WHERE hypertable_name = 'readings'",
+    " FROM timescaledb_information.dimensions WHERE hypertable_name = 'readings_raw'",
     "compression": "SELECT attname, segmentby_column_index, orderby_column_index, orderby_asc"
     " FROM timescaledb_information.compression_settings"
-    " WHERE hypertable_name = 'readings' ORDER BY attname",
+    " WHERE hypertable_name = 'readings_raw' ORDER BY attname",
     "caggs": "SELECT view_name, materialized_only"
     " FROM timescaledb_information.continuous_aggregates ORDER BY view_name",
     "jobs": "SELECT proc_name, coalesce(h.hypertable_name, j.hypertable_name) AS target,"
@@ -119,24 +119,31 @@ CHECKS = {
     "columns": "SELECT table_name, string_agg(column_name, ',' ORDER BY ordinal_position) AS cols"
     " FROM information_schema.columns WHERE table_name IN ('readings_1m', 'readings_1h')"
     " AND table_schema = current_schema() GROUP BY 1 ORDER BY 1",
+    "refresh_pending": "SELECT view_name FROM pending_log ORDER BY 1",
+    "readings_kind": "SELECT relkind FROM pg_class WHERE relname = 'readings'",
+    "sensor_keys": "SELECT sensor_id, unit_id FROM sensor_keys ORDER BY sensor_key",
     "time_bucket": "SELECT time_bucket('15 minutes',"
     " timestamptz '2026-11-29 10:22:31+00')::text AS b",
-    "compressed": "SELECT count(*) AS n FROM chunk_compression_stats('readings')"
+    "compressed": "SELECT count(*) AS n FROM chunk_compression_stats('readings_raw')"
     " WHERE compression_status = 'Compressed'",
 }
 
 
 @pytest.fixture(scope="module")
 def timescale() -> dict[str, Any]:
-    setup = [text for _v, _n, text in available("timescale")]
+    # Migrations before the integer sensor key (0040) and rows keyed by text; then
+    # 0040 converts them (rows kept, aggregates rebuilt: the range to refresh is noted).
+    setup = [text for v, _n, text in available("timescale") if v < 40]
+    setup += ["SELECT storage_maintain()", STAGE.format(lo=0, hi=2999)]
+    setup += [text for v, _n, text in available("timescale") if v >= 40]
     setup += [
+        "CREATE TABLE pending_log AS SELECT view_name FROM rollup_refresh_pending",
         "SELECT storage_maintain()",
-        STAGE.format(lo=0, hi=2999),
         STAGE.format(lo=1500, hi=4499),  # half a replay: 1500 new rows only
         "CALL refresh_continuous_aggregate('readings_1m', NULL, NULL)",
         "CALL refresh_continuous_aggregate('readings_1h', NULL, NULL)",
         STAGE.format(lo=4500, hi=4600),  # after the refresh: real-time part of the caggs
-        "SELECT compress_chunk(c) FROM show_chunks('readings') c",
+        "SELECT compress_chunk(c) FROM show_chunks('readings_raw') c",
         STAGE.format(lo=0, hi=10),  # replay into a compressed chunk
         EXACT.format(lo=4550, hi=4700),  # 51 stored already, 100 new
         DIRECT.format(lo=4701, hi=4800),
@@ -161,11 +168,12 @@ def rows(result: dict[str, Any], name: str) -> list[dict[str, Any]]:
 def test_readings_is_a_compressed_hypertable_with_day_chunks(timescale: dict[str, Any]) -> None:
     assert timescale["timescaledb"].startswith("2.")
     assert rows(timescale, "hypertable") == [
-        {"hypertable_name": "readings", "num_dimensions": 1, "compression_enabled": True}
+        {"hypertable_name": "readings_raw", "num_dimensions": 1, "compression_enabled": True}
     ]
+    assert rows(timescale, "readings_kind") == [{"relkind": "v"}]  # the view on readings_raw
     assert rows(timescale, "chunk_interval") == [{"chunk_interval": "1 day"}]
     settings = {r["attname"]: r for r in rows(timescale, "compression")}
-    assert settings["sensor_id"]["segmentby_column_index"] == 1
+    assert settings["sensor_key"]["segmentby_column_index"] == 1
     assert settings["time"]["orderby_column_index"] == 1
     assert settings["time"]["orderby_asc"] is False
     assert int(rows(timescale, "compressed")[0]["n"]) >= 1
@@ -177,11 +185,11 @@ def test_continuous_aggregates_and_policies(timescale: dict[str, Any]) -> None:
         {"view_name": "readings_1m", "materialized_only": False},
     ]
     jobs = {(r["proc_name"], r["target"]): r["config"] for r in rows(timescale, "jobs")}
-    assert ("policy_compression", "readings") in jobs
+    assert ("policy_compression", "readings_raw") in jobs
     assert ("policy_refresh_continuous_aggregate", "readings_1m") in jobs
     assert ("policy_refresh_continuous_aggregate", "readings_1h") in jobs
     # storage_maintain() replaced the retention policies with the changed windows.
-    assert '"30 days"' in jobs[("policy_retention", "readings")]
+    assert '"30 days"' in jobs[("policy_retention", "readings_raw")]
     assert '"400 days"' in jobs[("policy_retention", "readings_1m")]
     assert '"400 days"' in jobs[("policy_retention", "readings_1h")]
     log = [r["line"] for r in rows(timescale, "maintain_log")]
@@ -195,6 +203,14 @@ def test_write_path_ignores_replays_and_rollups_match_raw(timescale: dict[str, A
     assert int(rows(timescale, "readings")[0]["n"]) == 4801
     assert int(rows(timescale, "rollup_1m_vs_raw")[0]["mismatches"]) == 0
     assert int(rows(timescale, "rollup_1h_vs_raw")[0]["mismatches"]) == 0
+    # The first 3000 rows were written keyed by text and converted by migration 0040.
+    assert rows(timescale, "refresh_pending") == [
+        {"view_name": "readings_1h"},
+        {"view_name": "readings_1m"},
+    ]
+    assert rows(timescale, "sensor_keys") == [
+        {"sensor_id": f"S-{i}", "unit_id": "U1"} for i in range(3)
+    ]
     counts = rows(timescale, "rollup_rows")[0]
     assert int(counts["m"]) > int(counts["h"]) > 0
 
