@@ -141,7 +141,8 @@ def load(conn: psycopg.Connection[Any], args: argparse.Namespace) -> dict[str, A
     for statement in ALARMS.split(";")[:-1]:
         conn.execute(statement, {"days": args.days})
     for table in (
-        "readings",
+        "readings_raw",  # readings is a view on it and sensor_keys (migration 0040)
+        "sensor_keys",
         "readings_1m",
         "readings_1h",
         "alarms",

@@ -7,8 +7,9 @@ next 10 s), as the detectors see them. Methods (all but the ``copy_*`` ones igno
 duplicates; on plain PostgreSQL the ``write_path*`` and ``*_rollups`` ones also
 maintain readings_1m / readings_1h):
 
-- ``write_path``: common.store.write_readings - sort the batch by (sensor, time),
-  binary COPY straight into readings under a savepoint (the unique key rejects a batch
+- ``write_path``: common.store.write_readings - map sensor ids to their integer keys
+  (cached per connection), sort the batch by (key, time), binary COPY straight into
+  readings_raw under a savepoint (the unique key rejects a batch
   with any stored row; the exact staged path then runs), rollups aggregated in numpy
   and folded in with one COPY + one upsert per rollup table.
 - ``write_path_2x``: the same with two writers (connections, threads) at once, each with
@@ -19,15 +20,19 @@ maintain readings_1m / readings_1h):
   temp stage, stage_remove_stored() (anti-join), the same COPY into readings under a
   savepoint, rollups by SQL GROUP BY over the stage.
 - ``stage_upsert_rollups``: the exact fallback - COPY to staging, then INSERT ... ON
-  CONFLICT DO NOTHING RETURNING folded into the rollups (ingest_staged_readings()).
+  CONFLICT DO NOTHING RETURNING folded into the rollups (ingest_raw_stage()).
 - ``stage_insert``: COPY to staging + INSERT ON CONFLICT DO NOTHING, no rollups.
 - ``stage_merge``: COPY to staging + MERGE ... WHEN NOT MATCHED THEN INSERT, no rollups.
 - ``unnest_insert``: INSERT ... SELECT FROM unnest(<arrays>) ON CONFLICT DO NOTHING.
 - ``executemany``: INSERT ... ON CONFLICT DO NOTHING row by row (psycopg pipelines it);
   the baseline, run on fewer rows because it is slow.
-- ``copy_direct``: binary COPY straight into readings in arrival (time) order, no rollups
+- ``copy_direct``: binary COPY straight into readings_raw in arrival (time) order, no rollups
   and NO duplicate protection (a replay fails the batch); ``copy_sorted``: the same
-  with the batch sorted by (sensor, time) first. The ceilings.
+  with the batch sorted by (key, time) first. The ceilings.
+
+Since migration 0040 the rows go to ``readings_raw`` (integer ``sensor_key``); every
+method but ``write_path*`` uses keys the bench registered once at the start (as a
+running writer has them cached), so they measure the writes, not the key lookups.
 - ``write_path_replay``: the write path on a batch already stored (all duplicates).
 
 ``--repeat N`` runs N rounds (methods interleaved, so a burst of load elsewhere hits
@@ -75,7 +80,9 @@ METHODS = (
 )
 DEDUP = {m: not m.startswith("copy_") for m in METHODS}
 DEFAULT_PLOT = Path("reports/bench_storage.png")
-COLUMNS = "time, sensor_id, unit_id, value, quality, ingest_time"
+COLUMNS = "time, sensor_key, quality, value, ingest_time"  # readings_raw (migration 0040)
+TEXT_COLUMNS = "time, sensor_id, unit_id, value, quality, ingest_time"
+KEYS: dict[str, int] = {}  # sensor id -> sensor_key, registered once per run
 
 
 def add_parser(areas: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -111,6 +118,7 @@ class Data:
         self.unit_ids = [f"U{i:03d}" for i in range(max(1, n_sensors // 10))]
         self.sensor = step % n_sensors
         self.unit = self.sensor // 10 % len(self.unit_ids)
+        self.sensor_units = [self.unit_ids[i // 10 % len(self.unit_ids)] for i in range(n_sensors)]
         start = (time.time_ns() // 60_000_000_000 - 24 * 60) * 60_000_000_000
         self.ts = start + (step // n_sensors) * 10_000_000_000
         self.ingest = self.ts + 50_000_000
@@ -145,7 +153,18 @@ class Data:
         ]
 
 
+def _keys(b: dict[str, Any]) -> np.ndarray:
+    """Each row's sensor key (the bench registers its sensors once, see ``run``)."""
+    return np.array([KEYS[s] for s in b["sensor_ids"]], np.int32)[b["sensor_code"]]
+
+
 def _payload(b: dict[str, Any]) -> bytes:
+    """The binary COPY payload of readings_raw rows (keys, not names)."""
+    return store.raw_payload(b["ts_ns"], _keys(b), b["quality"], b["value"], b["ingest_ns"])
+
+
+def _text_payload(b: dict[str, Any]) -> bytes:
+    """The payload of the text-keyed stage (readings_stage, LIKE the readings view)."""
     return pgcopy.build(
         [
             pgcopy.timestamptz(b["ts_ns"]),
@@ -159,14 +178,14 @@ def _payload(b: dict[str, Any]) -> bytes:
     )
 
 
-def _copy(cur: psycopg.Cursor[Any], table: str, payload: bytes) -> None:
-    with cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+def _copy(cur: psycopg.Cursor[Any], table: str, payload: bytes, columns: str = COLUMNS) -> None:
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(payload)
 
 
 def _stage(cur: psycopg.Cursor[Any], b: dict[str, Any]) -> None:
     cur.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS bench_stage (LIKE readings INCLUDING DEFAULTS)"
+        "CREATE TEMP TABLE IF NOT EXISTS bench_stage (LIKE readings_raw INCLUDING DEFAULTS)"
         " ON COMMIT DELETE ROWS"
     )
     _copy(cur, "bench_stage", _payload(b))
@@ -185,7 +204,7 @@ def write_path_upsert_rollups(conn: psycopg.Connection[Any], b: dict[str, Any]) 
             "SELECT ensure_time_partitions(to_timestamp(%s), to_timestamp(%s))",
             (int(b["ts_ns"].min()) / 1e9, int(b["ts_ns"].max()) / 1e9),
         )
-        _copy(cur, "readings", _payload(b))
+        _copy(cur, "readings_raw", _payload(b))
         store.fold_rollups(
             cur, b["sensor_ids"], sensor, b["unit_ids"], unit, b["ts_ns"], b["value"],
             copy_new=False,
@@ -193,46 +212,47 @@ def write_path_upsert_rollups(conn: psycopg.Connection[Any], b: dict[str, Any]) 
 
 
 def previous_write_path(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
-    """The write path before 0009 (kept in the database as the 0007 functions)."""
-    payload = _payload(b)
+    """The write path before 0009 (its 0007 functions, on the text stage since 0040)."""
     with conn.cursor() as cur:
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS readings_stage (LIKE readings INCLUDING DEFAULTS)"
             " ON COMMIT DELETE ROWS"
         )
-        _copy(cur, "readings_stage", payload)
+        _copy(cur, "readings_stage", _text_payload(b), TEXT_COLUMNS)
         row = cur.execute("SELECT stage_remove_stored()").fetchone()
         if row is None or row[0] != 0:
             raise RuntimeError("previous_write_path: the bench writes fresh rows only")
-        _copy(cur, "readings", payload)
+        _copy(cur, "readings_raw", _payload(b))
         cur.execute("SELECT rollup_staged_readings()")
         cur.execute("TRUNCATE readings_stage")
 
 
 def stage_upsert_rollups(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
+    """The write path's exact fallback: COPY to raw_stage, ingest_raw_stage()."""
     with conn.cursor() as cur:
         cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS readings_stage (LIKE readings INCLUDING DEFAULTS)"
+            "CREATE TEMP TABLE IF NOT EXISTS raw_stage (LIKE readings_raw INCLUDING DEFAULTS)"
             " ON COMMIT DELETE ROWS"
         )
-        _copy(cur, "readings_stage", _payload(b))
-        cur.execute("SELECT ingest_staged_readings()")
+        _copy(cur, "raw_stage", _payload(b))
+        cur.execute("SELECT ingest_raw_stage()")
+        cur.execute("TRUNCATE raw_stage")
 
 
 def stage_insert(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
     with conn.cursor() as cur:
         _stage(cur, b)
-        cur.execute("INSERT INTO readings SELECT * FROM bench_stage ON CONFLICT DO NOTHING")
+        cur.execute("INSERT INTO readings_raw SELECT * FROM bench_stage ON CONFLICT DO NOTHING")
 
 
 def stage_merge(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
     with conn.cursor() as cur:
         _stage(cur, b)
         cur.execute(
-            "MERGE INTO readings r USING bench_stage s"
-            " ON r.sensor_id = s.sensor_id AND r.time = s.time"
+            "MERGE INTO readings_raw r USING bench_stage s"
+            " ON r.sensor_key = s.sensor_key AND r.time = s.time"
             f" WHEN NOT MATCHED THEN INSERT ({COLUMNS})"
-            " VALUES (s.time, s.sensor_id, s.unit_id, s.value, s.quality, s.ingest_time)"
+            " VALUES (s.time, s.sensor_key, s.quality, s.value, s.ingest_time)"
         )
 
 
@@ -241,23 +261,20 @@ def _timestamps(ns: np.ndarray) -> np.ndarray:
 
 
 def _rows(b: dict[str, Any]) -> tuple[list[Any], ...]:
-    sensor = np.array(b["sensor_ids"], dtype=object)[b["sensor_code"]]
-    unit = np.array(b["unit_ids"], dtype=object)[b["unit_code"]]
     return (
         [t.replace(tzinfo=UTC) for t in _timestamps(b["ts_ns"])],
-        sensor.tolist(),
-        unit.tolist(),
-        b["value"].tolist(),
+        _keys(b).tolist(),
         b["quality"].tolist(),
+        b["value"].tolist(),
         [t.replace(tzinfo=UTC) for t in _timestamps(b["ingest_ns"])],
     )
 
 
 def unnest_insert(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
     conn.execute(
-        f"INSERT INTO readings ({COLUMNS})"
-        " SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::float8[],"
-        " %s::int2[], %s::timestamptz[]) ON CONFLICT DO NOTHING",
+        f"INSERT INTO readings_raw ({COLUMNS})"
+        " SELECT * FROM unnest(%s::timestamptz[], %s::int4[], %s::int2[], %s::float8[],"
+        " %s::timestamptz[]) ON CONFLICT DO NOTHING",
         _rows(b),
         binary=True,
     )
@@ -266,7 +283,7 @@ def unnest_insert(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
 def executemany(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
-            f"INSERT INTO readings ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+            f"INSERT INTO readings_raw ({COLUMNS}) VALUES (%s, %s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING",
             list(zip(*_rows(b), strict=True)),
         )
@@ -274,7 +291,7 @@ def executemany(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
 
 def copy_direct(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
     with conn.cursor() as cur:
-        _copy(cur, "readings", _payload(b))
+        _copy(cur, "readings_raw", _payload(b))
 
 
 def copy_sorted(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
@@ -282,7 +299,7 @@ def copy_sorted(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
 
 
 def _key_sorted(b: dict[str, Any]) -> dict[str, Any]:
-    order = np.lexsort((b["ts_ns"], b["sensor_code"]))
+    order = np.lexsort((b["ts_ns"], _keys(b)))
     per_row = ("sensor_code", "unit_code", "ts_ns", "ingest_ns", "value", "quality")
     return {k: (v[order] if k in per_row else v) for k, v in b.items()}
 
@@ -312,7 +329,7 @@ def measure(
     conninfo: str,
 ) -> dict[str, Any]:
     """Write ``n_rows`` in batches (one transaction each) into empty tables; rows/s."""
-    conn.execute("TRUNCATE readings")
+    conn.execute("TRUNCATE readings_raw")  # sensor_keys stay: a running writer knows them
     if flavour_of(conn) == "postgres":
         conn.execute("TRUNCATE readings_1m, readings_1h")
     writer = WRITERS[method]
@@ -395,6 +412,12 @@ def run(args: argparse.Namespace) -> int:
             with psycopg.connect(database.conninfo(), autocommit=True) as conn:
                 flavour = flavour_of(conn)
                 version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+                KEYS.update(
+                    conn.execute(
+                        "SELECT sensor_id, sensor_key FROM sensor_keys_for(%s, %s)",
+                        (data.sensor_ids, data.sensor_units),
+                    ).fetchall()
+                )
                 for round_ in range(1, max(1, args.repeat) + 1):
                     for method in methods:
                         for batch in batches:

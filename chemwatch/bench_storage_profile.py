@@ -16,14 +16,13 @@ import json
 import os
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
-from chemwatch.bench_storage import COLUMNS, Data, _payload
+from chemwatch.bench_storage import COLUMNS, KEYS, Data, _key_sorted, _payload
 from common import store
 from common.migrate import flavour_of, migrate
 from common.settings import BaseProcessSettings, load_settings
@@ -33,10 +32,6 @@ def _lsn(cur: psycopg.Cursor[Any]) -> int:
     row = cur.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
     assert row is not None
     return int(row[0])
-
-
-def _utc(ns: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
 
 
 def _copy(cur: psycopg.Cursor[Any], table: str, payload: bytes) -> None:
@@ -69,29 +64,37 @@ def profile_write_path(
     each round trip is timed on its own.
     """
     steps = Steps()
+    cache = store._CACHES.setdefault(conn, store._KeyCache())
     with conn.cursor() as cur:
         for k in range(n):
             b = data.slice(k * batch, (k + 1) * batch)
+            cur.execute("BEGIN")
+            lo, hi = int(b["ts_ns"].min()), int(b["ts_ns"].max())
+            xact = steps.run(
+                cur,
+                "ensure_time_partitions() + key cache check",
+                lambda lo=lo, hi=hi: store._prepare(cur, cache, lo, hi),
+            )[1]
             started = time.perf_counter()
-            b = _sorted(b)
-            payload = _payload(b)
-            steps.seconds["sort + payload build (Python)"] = (
-                steps.seconds.get("sort + payload build (Python)", 0.0)
+            key = store._sensor_keys(
+                cur, cache, xact, b["sensor_ids"], np.asarray(b["sensor_code"], np.int64),
+                b["unit_ids"], np.asarray(b["unit_code"], np.int64),
+            )  # fmt: skip
+            order = np.lexsort((b["ts_ns"], key))
+            per_row = ("sensor_code", "unit_code", "ts_ns", "ingest_ns", "value", "quality")
+            b = {k: (v[order] if k in per_row else v) for k, v in b.items()}
+            payload = store.raw_payload(
+                b["ts_ns"], key[order], b["quality"], b["value"], b["ingest_ns"]
+            )
+            steps.seconds["key map + sort + payload build (Python)"] = (
+                steps.seconds.get("key map + sort + payload build (Python)", 0.0)
                 + time.perf_counter()
                 - started
             )
-            cur.execute("BEGIN")
-            lo, hi = int(b["ts_ns"].min()), int(b["ts_ns"].max())
-            steps.run(
-                cur,
-                "ensure_time_partitions()",
-                lambda lo=lo, hi=hi: cur.execute(
-                    "SELECT ensure_time_partitions(%s, %s), rollups_by_writer()",
-                    (_utc(lo), _utc(hi)),
-                ),
-            )
             steps.run(cur, "SAVEPOINT", lambda: cur.execute("SAVEPOINT direct"))
-            steps.run(cur, "COPY into readings", lambda p=payload: _copy(cur, "readings", p))
+            steps.run(
+                cur, "COPY into readings_raw", lambda p=payload: _copy(cur, "readings_raw", p)
+            )
             steps.run(cur, "RELEASE", lambda: cur.execute("RELEASE direct"))
             steps.run(
                 cur,
@@ -124,25 +127,18 @@ def profile_write_path(
     }
 
 
-def _sorted(b: dict[str, Any]) -> dict[str, Any]:
-    """The batch in primary-key order (sensor, time) instead of time order."""
-    order = np.lexsort((b["ts_ns"], b["sensor_code"]))
-    per_row = ("sensor_code", "unit_code", "ts_ns", "ingest_ns", "value", "quality")
-    return {k: (v[order] if k in per_row else v) for k, v in b.items()}
-
-
 VARIANTS = {
-    "readings (partitioned, primary key, BRIN), time order": None,
-    "readings, batch sorted by (sensor, time)": None,
-    "partitioned like readings, no indexes": (
-        "CREATE TABLE v_noidx (LIKE readings) PARTITION BY RANGE (time);"
+    "readings_raw (partitioned, primary key, BRIN), time order": None,
+    "readings_raw, batch sorted by (key, time)": None,
+    "partitioned like readings_raw, no indexes": (
+        "CREATE TABLE v_noidx (LIKE readings_raw) PARTITION BY RANGE (time);"
         " CREATE TABLE v_noidx_default PARTITION OF v_noidx DEFAULT"
     ),
     "plain table with the primary key": (
-        "CREATE TABLE v_pk (LIKE readings); ALTER TABLE v_pk ADD PRIMARY KEY (sensor_id, time)"
+        "CREATE TABLE v_pk (LIKE readings_raw); ALTER TABLE v_pk ADD PRIMARY KEY (sensor_key, time)"
     ),
-    "plain table, no indexes": "CREATE TABLE v_plain (LIKE readings)",
-    "unlogged plain table, no indexes": "CREATE UNLOGGED TABLE v_unlogged (LIKE readings)",
+    "plain table, no indexes": "CREATE TABLE v_plain (LIKE readings_raw)",
+    "unlogged plain table, no indexes": "CREATE UNLOGGED TABLE v_unlogged (LIKE readings_raw)",
 }
 
 
@@ -154,15 +150,15 @@ def profile_copy_variants(
     with conn.cursor() as cur:
         for name, ddl in VARIANTS.items():
             if ddl is None:
-                table = "readings"
-                cur.execute("TRUNCATE readings")
+                table = "readings_raw"
+                cur.execute("TRUNCATE readings_raw")
             else:
                 cur.execute(ddl)
                 table = ddl.split()[2] if not ddl.startswith("CREATE UNLOGGED") else "v_unlogged"
             seconds, wal = 0.0, 0
             for k in range(n):
                 b = data.slice(k * batch, (k + 1) * batch)
-                payload = _payload(_sorted(b) if "sorted" in name else b)
+                payload = _payload(_key_sorted(b) if "sorted" in name else b)
                 before = _lsn(cur)
                 started = time.perf_counter()
                 cur.execute("BEGIN")
@@ -195,6 +191,12 @@ def main() -> int:
                 name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
                 for name in ("server_version", "synchronous_commit", "wal_level", "shared_buffers")
             }
+            KEYS.update(
+                conn.execute(
+                    "SELECT sensor_id, sensor_key FROM sensor_keys_for(%s, %s)",
+                    (data.sensor_ids, data.sensor_units),
+                ).fetchall()
+            )
             result = {
                 "flavour": flavour_of(conn),
                 "server": server,

@@ -119,25 +119,8 @@ def write_readings(
     ingest_ns = np.asarray(ingest_ns, np.int64)
     quality = np.asarray(quality, np.int16)
     cache = _CACHES.setdefault(conn, _KeyCache())
-    pending = list(cache.pending.items())
     with conn.cursor() as cur:
-        row = cur.execute(
-            "SELECT ensure_time_partitions(%s, %s), rollups_by_writer(),"
-            " pg_relation_filenode('sensor_keys'), pg_current_xact_id()::text,"
-            " (SELECT coalesce(array_agg(k.sensor_key), '{}') FROM sensor_keys k"
-            "   JOIN unnest(%s::integer[], %s::text[], %s::text[]) AS p(key, id, unit)"
-            "     ON k.sensor_key = p.key AND k.sensor_id = p.id AND k.unit_id = p.unit)",
-            (
-                _utc(int(ts_ns.min())),
-                _utc(int(ts_ns.max())),
-                [key for _p, key in pending],
-                [p[0] for p, _k in pending],
-                [p[1] for p, _k in pending],
-            ),
-        ).fetchone()
-        assert row is not None
-        by_writer, xact = bool(row[1]), str(row[3])
-        _check_cache(cache, int(row[2]), xact, set(row[4]))
+        by_writer, xact = _prepare(cur, cache, int(ts_ns.min()), int(ts_ns.max()))
         key = _sensor_keys(cur, cache, xact, sensor_ids, sensor_code, unit_ids, unit_code)
         if not rollups.is_key_sorted(key, ts_ns):
             order = np.lexsort((ts_ns, key))
@@ -148,16 +131,7 @@ def write_readings(
                 ingest_ns[order],
                 quality[order],
             )
-        payload = pgcopy.build(
-            [
-                pgcopy.timestamptz(ts_ns),
-                pgcopy.Fixed(key, ">i4"),
-                pgcopy.Fixed(quality, ">i2"),
-                pgcopy.float8(value),
-                pgcopy.timestamptz(ingest_ns),
-            ],
-            n,
-        )
+        payload = raw_payload(ts_ns, key, quality, value, ingest_ns)
         try:
             with conn.transaction():  # a savepoint inside the caller's transaction
                 _copy(cur, _RAW, payload)
@@ -168,6 +142,53 @@ def write_readings(
                 fold_rollups(cur, sensor_ids, sensor_code, unit_ids, unit_code, ts_ns, value)
             return n
         return _write_staged(cur, payload, n)
+
+
+def _prepare(
+    cur: psycopg.Cursor[Any], cache: _KeyCache, lo_ns: int, hi_ns: int
+) -> tuple[bool, str]:
+    """The batch's first round trip: partitions for [lo, hi], whether this flavour keeps
+    the rollups by writer, and the state of the key cache (pending keys re-checked).
+    Returns (rollups by writer, current transaction id)."""
+    pending = list(cache.pending.items())
+    row = cur.execute(
+        "SELECT ensure_time_partitions(%s, %s), rollups_by_writer(),"
+        " pg_relation_filenode('sensor_keys'), pg_current_xact_id()::text,"
+        " (SELECT coalesce(array_agg(k.sensor_key), '{}') FROM sensor_keys k"
+        "   JOIN unnest(%s::integer[], %s::text[], %s::text[]) AS p(key, id, unit)"
+        "     ON k.sensor_key = p.key AND k.sensor_id = p.id AND k.unit_id = p.unit)",
+        (
+            _utc(lo_ns),
+            _utc(hi_ns),
+            [key for _p, key in pending],
+            [p[0] for p, _k in pending],
+            [p[1] for p, _k in pending],
+        ),
+    ).fetchone()
+    assert row is not None
+    xact = str(row[3])
+    _check_cache(cache, int(row[2]), xact, set(row[4]))
+    return bool(row[1]), xact
+
+
+def raw_payload(
+    ts_ns: np.ndarray,
+    key: np.ndarray,
+    quality: np.ndarray,
+    value: np.ndarray,
+    ingest_ns: np.ndarray,
+) -> bytes:
+    """The binary COPY payload of readings_raw rows (columns as in ``_RAW_COLUMNS``)."""
+    return pgcopy.build(
+        [
+            pgcopy.timestamptz(ts_ns),
+            pgcopy.Fixed(np.asarray(key, np.int32), ">i4"),
+            pgcopy.Fixed(np.asarray(quality, np.int16), ">i2"),
+            pgcopy.float8(value),
+            pgcopy.timestamptz(ingest_ns),
+        ],
+        len(ts_ns),
+    )
 
 
 def _check_cache(cache: _KeyCache, filenode: int, xact: str, verified: set[int]) -> None:

@@ -57,6 +57,8 @@ def test_ledger_matches_the_readings_table(
     wait_until(lambda: sum(r[1] for r in downstream()) >= 5000, 60, "5000 readings stored")
     assert verify(result["ledger"], downstream()) == []
     # and the check does catch a lost reading
-    db.execute("DELETE FROM readings WHERE sensor_id = 'LOAD-000007' AND ctid IN "
-               "(SELECT ctid FROM readings WHERE sensor_id = 'LOAD-000007' LIMIT 1)")  # fmt: skip
+    # (readings is a view since migration 0040; the rows are in readings_raw)
+    db.execute("DELETE FROM readings_raw r USING (SELECT x.sensor_key, x.time FROM readings_raw x"
+               " JOIN sensor_keys k USING (sensor_key) WHERE k.sensor_id = 'LOAD-000007' LIMIT 1) d"
+               " WHERE r.sensor_key = d.sensor_key AND r.time = d.time")  # fmt: skip
     assert verify(result["ledger"], downstream()) == ["LOAD-000007"]
