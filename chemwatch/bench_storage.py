@@ -155,7 +155,7 @@ class Data:
 
 def _keys(b: dict[str, Any]) -> np.ndarray:
     """Each row's sensor key (the bench registers its sensors once, see ``run``)."""
-    return np.array([KEYS[s] for s in b["sensor_ids"]], np.int32)[b["sensor_code"]]
+    return np.asarray(np.array([KEYS[s] for s in b["sensor_ids"]], np.int32)[b["sensor_code"]])
 
 
 def _payload(b: dict[str, Any]) -> bytes:

@@ -40,6 +40,7 @@ _STAGE = "raw_stage"
 _ROLLUP_STAGE = "rollups_stage"
 _WIDTHS = (rollups.MINUTE_NS, rollups.HOUR_NS)
 _RAW_COLUMNS = "time, sensor_key, quality, value, ingest_time"
+_UNKNOWN = np.iinfo(np.int64).min
 _ROLLUP_COLUMNS = (
     "hourly, bucket, sensor_id, unit_id, samples, value_sum, value_min, value_max,"
     " value_last, last_time"
@@ -72,6 +73,11 @@ class _KeyCache:
     unit_of: dict[str, str] = field(default_factory=dict)
     pending: dict[tuple[str, str], int] = field(default_factory=dict)
     pending_xact: str = ""
+    # Per rollup level (1 minute, 1 hour), indexed by sensor_key: the newest bucket this
+    # connection has written (epoch ns), _UNKNOWN when none. See _known_buckets().
+    newest: list[np.ndarray] = field(
+        default_factory=lambda: [np.full(0, _UNKNOWN, np.int64) for _ in _WIDTHS]
+    )
 
     def reset(self, filenode: int) -> None:
         """Forget everything: ``sensor_keys`` is another relation now."""
@@ -80,6 +86,7 @@ class _KeyCache:
         self.unit_of.clear()
         self.pending.clear()
         self.pending_xact = ""
+        self.newest = [np.full(0, _UNKNOWN, np.int64) for _ in _WIDTHS]
 
     def learn(self, pair: tuple[str, str], key: int) -> None:
         """Record a committed key (dropping the entry of the sensor's previous unit)."""
@@ -121,7 +128,8 @@ def write_readings(
     cache = _CACHES.setdefault(conn, _KeyCache())
     with conn.cursor() as cur:
         by_writer, xact = _prepare(cur, cache, int(ts_ns.min()), int(ts_ns.max()))
-        key = _sensor_keys(cur, cache, xact, sensor_ids, sensor_code, unit_ids, unit_code)
+        key_of_code = _sensor_keys(cur, cache, xact, sensor_ids, sensor_code, unit_ids, unit_code)
+        key = key_of_code[sensor_code]
         if not rollups.is_key_sorted(key, ts_ns):
             order = np.lexsort((ts_ns, key))
             key, sensor_code, unit_code = key[order], sensor_code[order], unit_code[order]
@@ -139,7 +147,10 @@ def write_readings(
             pass  # some rows are stored already (replay, concurrent writer) or twice here
         else:
             if by_writer:
-                fold_rollups(cur, sensor_ids, sensor_code, unit_ids, unit_code, ts_ns, value)
+                fold_rollups(
+                    cur, sensor_ids, sensor_code, unit_ids, unit_code, ts_ns, value,
+                    keys=key_of_code, state=cache,
+                )  # fmt: skip
             return n
         return _write_staged(cur, payload, n)
 
@@ -216,7 +227,8 @@ def _sensor_keys(
     unit_ids: list[str],
     unit_code: np.ndarray,
 ) -> np.ndarray:
-    """Each row's sensor key (int32); sensors not in the cache are looked up or added.
+    """Each sensor code's key (int32; 0 for codes not in the batch); sensors not in the
+    cache are looked up or added.
 
     One dictionary lookup per sensor in the batch (not per row); one round trip only
     when the batch names a sensor this connection has not seen.
@@ -249,7 +261,7 @@ def _sensor_keys(
                 cache.known.pop((pair[0], old), None)  # moved: the old pair is stale
     key_of_code = np.zeros(len(sensor_ids), np.int32)
     key_of_code[present] = keys
-    return np.asarray(key_of_code[sensor_code])
+    return key_of_code
 
 
 def _write_staged(cur: psycopg.Cursor[Any], payload: bytes, n: int) -> int:
@@ -278,14 +290,18 @@ def fold_rollups(
     value: np.ndarray,
     *,
     copy_new: bool = True,
+    keys: np.ndarray | None = None,
+    state: _KeyCache | None = None,
 ) -> None:
     """Fold a batch just inserted, sorted by (sensor, time), into readings_1m / readings_1h.
 
     Plain PostgreSQL only (``rollups_by_writer()``); in the caller's transaction.
     Buckets the tables do not have yet are COPYed straight in (under a savepoint: if a
     concurrent writer made one meanwhile, every bucket is upserted instead); the others
-    are merged by ``fold_staged_rollups()``. ``copy_new=False`` upserts every bucket
-    (the simpler variant, kept for ``chemwatch bench storage``).
+    are merged by ``fold_staged_rollups()``. Which buckets exist comes from the writer's
+    memory (``state``, with ``keys`` the sensor key per code) when it knows every
+    sensor of the batch, else from a probe of the tables. ``copy_new=False`` upserts
+    every bucket (the simpler variant, kept for ``chemwatch bench storage``).
     """
     unit_rank = np.empty(len(unit_ids), np.int64)
     unit_rank[np.argsort(np.array(unit_ids, dtype=object))] = np.arange(len(unit_ids))
@@ -295,7 +311,11 @@ def fold_rollups(
     )
     upsert = [np.ones(len(b.bucket_ns), bool) for b in levels]
     if copy_new:
-        stored = _stored_buckets(cur, sensor_ids, levels)
+        stored = None
+        if state is not None and keys is not None:
+            stored = _known_buckets(state, keys, levels)
+        if stored is None:
+            stored = _stored_buckets(cur, sensor_ids, levels)
         try:
             with cur.connection.transaction():
                 for table, b, old in zip(
@@ -312,6 +332,8 @@ def fold_rollups(
             pass  # a concurrent writer made some of these buckets: upsert them all
         else:
             upsert = stored
+    if state is not None and keys is not None:
+        _remember_buckets(state, keys, levels)
     if not any(u.any() for u in upsert):
         return
     payload = b"".join(
@@ -334,6 +356,47 @@ def fold_rollups(
     with cur.copy(f"COPY {_ROLLUP_STAGE} ({_ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(payload)
     cur.execute("SELECT fold_staged_rollups()")  # also empties the stage
+
+
+def _known_buckets(
+    state: _KeyCache, keys: np.ndarray, levels: tuple[rollups.Buckets, ...]
+) -> list[np.ndarray] | None:
+    """Per level, the buckets taken as stored: those not newer than the newest bucket
+    this connection wrote for the sensor. None when a sensor has none (probe instead).
+
+    Never wrong in a way that matters: a bucket taken as stored is upserted (INSERT ...
+    ON CONFLICT DO UPDATE, right whether or not it exists: a rolled-back write, a gap,
+    retention); a newer one is COPYed under a savepoint, and if another writer made it
+    the unique key rejects the COPY and every bucket is upserted. So the probe's round
+    trip (and its index scans) is saved for a writer that keeps to its sensors, as a
+    detector worker does for its Kafka partitions.
+    """
+    masks = []
+    for newest, b in zip(state.newest, levels, strict=True):
+        k = keys[b.sensor]
+        if len(k) and int(k.max()) >= len(newest):
+            return None
+        last = newest[k]
+        if (last == _UNKNOWN).any():
+            return None
+        masks.append(b.bucket_ns <= last)
+    return masks
+
+
+def _remember_buckets(
+    state: _KeyCache, keys: np.ndarray, levels: tuple[rollups.Buckets, ...]
+) -> None:
+    """Advance the newest written bucket per sensor and level (see _known_buckets)."""
+    for i, b in enumerate(levels):
+        k = keys[b.sensor].astype(np.int64)
+        if not len(k):
+            continue
+        top = int(k.max()) + 1
+        if top > len(state.newest[i]):
+            grown = np.full(max(top, 2 * len(state.newest[i])), _UNKNOWN, np.int64)
+            grown[: len(state.newest[i])] = state.newest[i]
+            state.newest[i] = grown
+        np.maximum.at(state.newest[i], k, b.bucket_ns)
 
 
 def _stored_buckets(

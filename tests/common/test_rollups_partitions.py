@@ -355,3 +355,54 @@ def test_a_text_keyed_schema_is_converted_with_its_rows(
             assert stored == 0
     finally:
         db.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_a_writer_that_remembers_its_buckets_stays_exact_when_memory_is_stale(
+    stack: BaseProcessSettings,
+    isolation: Isolation,
+    db: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer skips the stored-bucket probe for sensors whose newest bucket it wrote
+    itself. Stale memory: another writer made newer buckets (A's COPY of them is rejected,
+    all are upserted), and A's own write was rolled back (taken as stored: upserted)."""
+    probes: list[int] = []
+    probe = store._stored_buckets
+
+    def counted(*args: object) -> list[np.ndarray]:
+        probes.append(1)
+        return probe(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_stored_buckets", counted)
+    start = (time.time_ns() // (3600 * NS) - 2) * 3600 * NS
+    ts, values, codes = batch(start, 1000, seed=11)
+    part = [np.arange(lo, lo + 200) for lo in range(0, 1000, 200)]
+    assert write_rows_tx(db, ts, values, codes, part[0]) == 200
+    assert write_rows_tx(db, ts, values, codes, part[1]) == 200
+    assert len(probes) == 1  # the second batch came from memory
+    with psycopg.connect(database(stack, isolation).conninfo(), autocommit=True) as other:
+        assert write_rows_tx(other, ts, values, codes, part[2]) == 200  # B: newer buckets
+    assert write_rows_tx(db, ts, values, codes, part[3]) == 200  # A: COPY rejected, upsert
+    with pytest.raises(RuntimeError):  # rolled back after A remembered these buckets
+        write_rows_then_fail(db, ts, values, codes, part[4])
+    assert write_rows_tx(db, ts, values, codes, part[4]) == 200
+    assert len(probes) == 2  # A once, B once
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 1000
+    assert_rollups_match_raw(db)
+
+
+def write_rows_tx(
+    db: psycopg.Connection, ts: np.ndarray, values: np.ndarray, codes: np.ndarray, rows: np.ndarray
+) -> int:
+    """write_rows() in a transaction of its own."""
+    with db.transaction():
+        return write_rows(db, ts, values, codes, rows)
+
+
+def write_rows_then_fail(
+    db: psycopg.Connection, ts: np.ndarray, values: np.ndarray, codes: np.ndarray, rows: np.ndarray
+) -> None:
+    """write_rows() in a transaction that then fails."""
+    with db.transaction():
+        write_rows(db, ts, values, codes, rows)
+        raise RuntimeError("the transaction fails after the write")
