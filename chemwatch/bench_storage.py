@@ -330,6 +330,7 @@ def measure(
 ) -> dict[str, Any]:
     """Write ``n_rows`` in batches (one transaction each) into empty tables; rows/s."""
     conn.execute("TRUNCATE readings_raw")  # sensor_keys stay: a running writer knows them
+    store.forget_writer_state(conn)  # its newest rollup buckets are gone with the tables
     if flavour_of(conn) == "postgres":
         conn.execute("TRUNCATE readings_1m, readings_1h")
     writer = WRITERS[method]

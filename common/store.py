@@ -57,7 +57,8 @@ UNAVAILABLE: tuple[type[psycopg.Error], ...] = (
 
 @dataclass
 class _KeyCache:
-    """A connection's map (sensor_id, unit_id) -> sensor_key.
+    """A connection's writer state: the map (sensor_id, unit_id) -> sensor_key, and the
+    newest rollup bucket written per sensor (``newest``, see _known_buckets()).
 
     ``known`` holds keys read in a transaction that did not make them, so committed
     (sensor_keys rows are never deleted). Keys this connection made or moved are
@@ -98,6 +99,14 @@ class _KeyCache:
 
 
 _CACHES: weakref.WeakKeyDictionary[psycopg.Connection[Any], _KeyCache] = weakref.WeakKeyDictionary()
+
+
+def forget_writer_state(conn: psycopg.Connection[Any]) -> None:
+    """Drop what the writer remembers for this connection (sensor keys, newest rollup
+    buckets). Needed only by tools that empty the tables under a live connection (the
+    benchmarks): a stale memory is never wrong, but it would make the writer upsert
+    rollup buckets it could COPY."""
+    _CACHES.pop(conn, None)
 
 
 def write_readings(
