@@ -45,9 +45,11 @@ def last_commit(database: DatabaseSettings, t0: float, t1: float) -> float | Non
     """Commit time (epoch s) of the last transaction that stored readings of [t0, t1);
     needs ``track_commit_timestamp = on``."""
     with psycopg.connect(database.conninfo(), autocommit=True) as conn:
+        # xmin of the physical rows: the readings view has none (migration 0040)
         row = conn.execute(
-            "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(xmin)))::float8"
-            f" FROM readings {_WHERE}",
+            "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(r.xmin)))::float8"
+            " FROM readings_raw r JOIN sensor_keys k USING (sensor_key)"
+            " WHERE r.time >= %s AND r.time < %s AND k.unit_id <> %s",
             _span(t0, t1),
         ).fetchone()
     return float(row[0]) if row and row[0] is not None else None

@@ -243,10 +243,12 @@ def commit_timestamps_on(database: DatabaseSettings) -> bool:
 
 
 def _probe_rows_sql(exact: bool) -> str:
-    when = "extract(epoch FROM pg_xact_commit_timestamp(xmin))" if exact else "NULL"
+    # xmin of the physical rows: the readings view has none (migration 0040)
+    when = "extract(epoch FROM pg_xact_commit_timestamp(r.xmin))" if exact else "NULL"
     return (
-        "SELECT sensor_id, (extract(epoch FROM time) * 1000)::bigint, "
-        f"{when}::float8 FROM readings WHERE unit_id = %s AND time >= %s"
+        "SELECT k.sensor_id, (extract(epoch FROM r.time) * 1000)::bigint, "
+        f"{when}::float8 FROM readings_raw r JOIN sensor_keys k USING (sensor_key)"
+        " WHERE k.unit_id = %s AND r.time >= %s"
     )
 
 
