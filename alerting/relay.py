@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from alerting import changes
 from alerting.context import connect, reopen
+from alerting.listen import ChangeListener, Wakeup
 from common import kafka as kafka_clients
 from common.settings import DatabaseSettings, KafkaSettings
 
@@ -46,7 +47,12 @@ def message(change_id: int, kind: str, payload_json: str) -> tuple[bytes, bytes]
 
 
 async def run_relay(
-    database: DatabaseSettings, kafka: KafkaSettings, stop: asyncio.Event, every_s: float = 0.1
+    database: DatabaseSettings,
+    kafka: KafkaSettings,
+    stop: asyncio.Event,
+    every_s: float = 0.1,
+    listener: ChangeListener | None = None,
+    fallback_poll_s: float = 1.0,
 ) -> None:
     """Relay until ``stop`` is set."""
     await kafka_clients.ensure_topics(kafka, kafka.alarms_topic)
@@ -54,9 +60,11 @@ async def run_relay(
     conn = await asyncio.to_thread(connect, conninfo, True)
     producer = kafka_clients.make_producer(kafka)
     await kafka_clients.start_client(producer, kafka)
+    wakeup = Wakeup(listener, every_s, fallback_poll_s)
     try:
         while not stop.is_set():
-            wait_s = every_s
+            wait_s = 0.0  # at least this long (after a failure), else until woken
+            wakeup.arm()  # before the read: a commit notified during it is not missed
             try:
                 # a new connection when the server closed ours (restart, kill)
                 conn = await asyncio.to_thread(reopen, conn, conninfo, True)
@@ -73,8 +81,12 @@ async def run_relay(
             except (psycopg.Error, KafkaError) as exc:
                 log.warning("relaying the change log failed (%s); retrying", exc)
                 wait_s = max(every_s, 1.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait_s)
+            if wait_s:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait_s)
+            else:
+                await wakeup.wait(stop)
     finally:
+        wakeup.close()
         await producer.stop()
         conn.close()
