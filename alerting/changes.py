@@ -39,15 +39,25 @@ def jsonable(value: Any) -> Any:
 
 
 # Connections inside an outermost ``transaction()``: they hold the lock until it ends, so
-# nested savepoints and ``append`` skip taking it again (a round trip each, per event).
-_holding: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+# nested transactions and ``append`` skip taking it again (a round trip each, per event).
+# The value: whether nested ``transaction()`` blocks are savepoints.
+_holding: weakref.WeakKeyDictionary[psycopg.Connection[Any], bool] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
-def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """A transaction (or savepoint) that may append changes: takes the log's lock first."""
-    if conn in _holding:  # a savepoint inside ours: the lock is held already
-        with conn.transaction():
+def transaction(conn: psycopg.Connection[Any], savepoints: bool = True) -> Iterator[None]:
+    """A transaction (or savepoint) that may append changes: takes the log's lock first.
+
+    With ``savepoints=False`` the ``transaction()`` blocks nested in this one are part of
+    it rather than savepoints (two round trips each fewer): for a caller that rolls the
+    whole transaction back on any error anyway.
+    """
+    nested = _holding.get(conn)
+    if nested is not None:  # inside ours: the lock is held already
+        if nested:
+            with conn.transaction():
+                yield
+        else:
             yield
         return
     # Only a transaction we begin keeps the lock for all that follows: one taken inside
@@ -56,11 +66,11 @@ def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
     with conn.transaction():
         conn.execute(_LOCK, (_LOCK_KEY,))
         if outermost:
-            _holding.add(conn)
+            _holding[conn] = savepoints
         try:
             yield
         finally:
-            _holding.discard(conn)
+            _holding.pop(conn, None)
 
 
 def append(

@@ -7,12 +7,13 @@ The connection is a real one that notes each statement it sends.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import psycopg
 import pytest
 
-from alerting import changes, noise, store
+from alerting import changes, consumer, noise, store
 from alerting.context import build_context
 from alerting.settings import AlertingSettings
 from alerting.store import Context
@@ -88,3 +89,50 @@ def test_a_chunk_of_events_takes_the_change_log_lock_once(rec: Recording, ctx: C
     with rec.transaction():
         changes.append(rec, "alarm", "x", {})
     assert len([s for s in rec.statements if "pg_advisory_xact_lock" in s]) == 2
+
+
+class _Record(NamedTuple):
+    value: bytes
+    topic: str = "conditions"
+    partition: int = 0
+    offset: int = 0
+
+
+def _transactions_of_changes(conn: psycopg.Connection[Any]) -> int:
+    """Distinct transactions that wrote the change log."""
+    row = conn.execute("SELECT count(DISTINCT xmin::text) FROM change_log").fetchone()
+    conn.commit()  # idle again, as the consumer's connection is between chunks
+    return int(row[0])
+
+
+def test_a_chunk_has_no_savepoint_per_event(rec: Recording, ctx: Context, tmp_path: Path) -> None:
+    rec.autocommit = False
+    records = [
+        _Record(e.to_json())
+        for k in range(3)
+        for e in pair(f"TK201-PT-0{k + 1}", "H", k, k + 0.5, "TK201")
+    ]
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as f:
+        rec.pgconn.trace(f.fileno())
+        applied = consumer._apply_all(rec, records, ctx)
+        rec.pgconn.untrace()
+    assert len(applied) == 6
+    assert "SAVEPOINT" not in trace.read_text()  # the protocol trace of everything sent
+    assert changes.last_id(rec) == 6
+
+
+def test_a_chunk_commits_once_its_time_is_up(
+    rec: Recording, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec.autocommit = False
+    events = [e for k in range(4) for e in pair("TK201-PT-01", "H", k, k + 0.5, "TK201")]
+    records = [_Record(e.to_json()) for e in events]
+    monkeypatch.setattr(consumer, "CHUNK_S", 0.0)  # every event is its own chunk
+    assert len(consumer._apply_all(rec, records[:4], ctx)) == 4
+    rec.commit()
+    assert _transactions_of_changes(rec) == 4
+    monkeypatch.setattr(consumer, "CHUNK_S", 3600.0)  # the event count alone ends a chunk
+    assert len(consumer._apply_all(rec, records[4:], ctx)) == 4
+    rec.commit()
+    assert _transactions_of_changes(rec) == 5
