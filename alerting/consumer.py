@@ -97,11 +97,10 @@ class ConditionConsumer:
 
 
 # Events applied per database transaction: one commit (and fsync) per chunk instead of
-# per event roughly doubles throughput under load. A chunk also ends once it has taken
-# CHUNK_S: its first event is seen (committed, on the stream) only when the chunk commits,
-# and 50 events take over a second on a busy machine; a commit every CHUNK_S costs little.
+# per event roughly doubles throughput under load; the chunk bounds the added latency.
+# (Ending chunks after 50 ms as well was tried and made the alarm path slower on a busy
+# machine, where a commit costs tens of ms: docs/bench-e2e.md, "Alarm latency".)
 CHUNK = 50
-CHUNK_S = 0.05
 
 
 # A deadlock or serialization failure (e.g. with the shelving task or an operator action
@@ -113,37 +112,27 @@ MAX_ATTEMPTS = 8
 
 def _apply_all(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) -> list[Change]:
     changes: list[Change] = []
-    start = done = 0
-    while start < len(records):
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 # No savepoint per event: any error rolls the whole chunk back (and it is
                 # applied again), so they would only cost two round trips per event.
                 with change_log.transaction(conn, savepoints=False):
-                    done, applied = _apply_chunk(conn, records[start : start + CHUNK], ctx)
-                changes += applied
+                    changes += _apply_chunk(conn, chunk, ctx)
                 break
             except RETRIABLE as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise
                 delay = 0.02 * 2**attempt * (0.5 + random.random())
-                log.warning("retrying events after %s (attempt %d)", exc, attempt)
+                log.warning("retrying %d events after %s (attempt %d)", len(chunk), exc, attempt)
                 time.sleep(delay)
-        start += done
     return changes
 
 
-def _apply_chunk(
-    conn: psycopg.Connection[Any], records: list[Any], ctx: Context
-) -> tuple[int, list[Change]]:
-    """Apply records in order until CHUNK_S has passed; (records done, changes)."""
+def _apply_chunk(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) -> list[Change]:
     changes = []
-    deadline = time.monotonic() + CHUNK_S
-    done = 0
     for record in records:
-        if done and time.monotonic() > deadline:
-            break
-        done += 1
         try:
             event = ConditionEvent.from_json(record.value)
         except ConditionFormatError as exc:
@@ -161,7 +150,7 @@ def _apply_chunk(
         if change:
             metrics.CHANGES.labels(change.to_state).inc()
             changes.append(change)
-    return done, changes
+    return changes
 
 
 def _announce(change: Change) -> None:

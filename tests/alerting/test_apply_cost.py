@@ -98,13 +98,6 @@ class _Record(NamedTuple):
     offset: int = 0
 
 
-def _transactions_of_changes(conn: psycopg.Connection[Any]) -> int:
-    """Distinct transactions that wrote the change log."""
-    row = conn.execute("SELECT count(DISTINCT xmin::text) FROM change_log").fetchone()
-    conn.commit()  # idle again, as the consumer's connection is between chunks
-    return int(row[0])
-
-
 def test_a_chunk_has_no_savepoint_per_event(rec: Recording, ctx: Context, tmp_path: Path) -> None:
     rec.autocommit = False
     records = [
@@ -120,19 +113,3 @@ def test_a_chunk_has_no_savepoint_per_event(rec: Recording, ctx: Context, tmp_pa
     assert len(applied) == 6
     assert "SAVEPOINT" not in trace.read_text()  # the protocol trace of everything sent
     assert changes.last_id(rec) == 6
-
-
-def test_a_chunk_commits_once_its_time_is_up(
-    rec: Recording, ctx: Context, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    rec.autocommit = False
-    events = [e for k in range(4) for e in pair("TK201-PT-01", "H", k, k + 0.5, "TK201")]
-    records = [_Record(e.to_json()) for e in events]
-    monkeypatch.setattr(consumer, "CHUNK_S", 0.0)  # every event is its own chunk
-    assert len(consumer._apply_all(rec, records[:4], ctx)) == 4
-    rec.commit()
-    assert _transactions_of_changes(rec) == 4
-    monkeypatch.setattr(consumer, "CHUNK_S", 3600.0)  # the event count alone ends a chunk
-    assert len(consumer._apply_all(rec, records[4:], ctx)) == 4
-    rec.commit()
-    assert _transactions_of_changes(rec) == 5
