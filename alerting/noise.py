@@ -77,14 +77,12 @@ def _flood(
     # query costs as much as the activations in it (tens of thousands under a flood of a
     # few per second), which made every event slower the longer a flood went on.
     open_flood = conn.execute(
-        "SELECT id FROM floods WHERE site_id = %s AND area = %s AND ended_at IS NULL FOR UPDATE",
+        "UPDATE floods SET alarm_count = alarm_count + 1"
+        " WHERE site_id = %s AND area = %s AND ended_at IS NULL RETURNING id",
         (site, area),
     ).fetchone()
     if open_flood is not None:
         row["flood_id"] = int(open_flood[0])
-        conn.execute(
-            "UPDATE floods SET alarm_count = alarm_count + 1 WHERE id = %s", (open_flood[0],)
-        )
         return
     window_start = ts - timedelta(seconds=limits.flood_window_s)
     new = int(row["activations"] == 1)  # first activation ever: the alarm row is not saved yet

@@ -16,7 +16,7 @@ import pytest
 from alerting import changes, consumer, noise, store
 from alerting.context import build_context
 from alerting.settings import AlertingSettings
-from alerting.store import Context
+from alerting.store import Context, NoiseLimits
 from common.settings import BaseProcessSettings
 from tests.alerting.helpers import pair
 from tests.fixtures.services import ROOT, Isolation, database
@@ -113,3 +113,23 @@ def test_a_chunk_has_no_savepoint_per_event(rec: Recording, ctx: Context, tmp_pa
     assert len(applied) == 6
     assert "SAVEPOINT" not in trace.read_text()  # the protocol trace of everything sent
     assert changes.last_id(rec) == 6
+
+
+def test_an_activation_and_its_clear_take_few_round_trips(
+    rec: Recording, ctx: Context, tmp_path: Path
+) -> None:
+    """Round trips = ReadyForQuery messages in the protocol trace. 27 before (13-14 per
+    event); now one read for the alarm with its context, the journal, chatter, flood, the
+    alarm row with its change-log entry (pipelined), one incident query per scope."""
+    rec.autocommit = False
+    ctx.limits = NoiseLimits(chatter_activations=10**9)  # as bench e2e's probes: no shelving
+    events = [e for k in range(12) for e in pair("TK101-PT-01", "H", k, k + 0.5, "TK101")]
+    consumer._apply_all(rec, [_Record(e.to_json()) for e in events[:-2]], ctx)  # a flood
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as f:
+        rec.pgconn.trace(f.fileno())
+        applied = consumer._apply_all(rec, [_Record(e.to_json()) for e in events[-2:]], ctx)
+        rec.pgconn.untrace()
+    assert [c.to_state for c in applied] == ["UNACK", "RTNUN"]
+    round_trips = trace.read_text().count("\tReadyForQuery\t")
+    assert round_trips - 3 <= 12  # BEGIN, lock and COMMIT are the chunk's
