@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 import psycopg
 from aiokafka.errors import KafkaError
 
-from alerting import changes
+from alerting import changes, metrics
 from alerting.context import connect, reopen
 from alerting.listen import ChangeListener, Wakeup
 from common import kafka as kafka_clients
@@ -28,8 +29,10 @@ _NAME = "alarms-topic"
 
 
 def _pending(conn: psycopg.Connection[Any]) -> tuple[int, list[tuple[int, str, str]]]:
-    conn.execute("INSERT INTO change_relay (name) VALUES (%s) ON CONFLICT DO NOTHING", (_NAME,))
+    metrics.RELAY_READS.inc()
     row = conn.execute("SELECT last_id FROM change_relay WHERE name = %s", (_NAME,)).fetchone()
+    if row is None:  # the first run on this database
+        conn.execute("INSERT INTO change_relay (name) VALUES (%s) ON CONFLICT DO NOTHING", (_NAME,))
     last = int(row[0]) if row else 0
     return last, changes.since(conn, last, 500)
 
@@ -53,6 +56,7 @@ async def run_relay(
     every_s: float = 0.1,
     listener: ChangeListener | None = None,
     fallback_poll_s: float = 1.0,
+    min_gap_s: float = 0.1,
 ) -> None:
     """Relay until ``stop`` is set."""
     await kafka_clients.ensure_topics(kafka, kafka.alarms_topic)
@@ -61,10 +65,17 @@ async def run_relay(
     producer = kafka_clients.make_producer(kafka)
     await kafka_clients.start_client(producer, kafka)
     wakeup = Wakeup(listener, every_s, fallback_poll_s)
+    last_read = 0.0
     try:
         while not stop.is_set():
             wait_s = 0.0  # at least this long (after a failure), else until woken
+            # woken again soon after the last read: let more commits gather first
+            spacing = last_read + min_gap_s - time.monotonic()
+            if spacing > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), spacing)
             wakeup.arm()  # before the read: a commit notified during it is not missed
+            last_read = time.monotonic()
             try:
                 # a new connection when the server closed ours (restart, kill)
                 conn = await asyncio.to_thread(reopen, conn, conninfo, True)

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from alerting import changes, sse
+from alerting import changes, metrics, sse
 from alerting.listen import ChangeListener
 from alerting.relay import run_relay
 from common.settings import BaseProcessSettings
@@ -166,3 +166,39 @@ def _relayed(conninfo: str) -> int:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute("SELECT last_id FROM change_relay").fetchone()
         return int(row[0]) if row else 0
+
+
+def test_relay_reads_at_most_once_per_gap_under_a_stream_of_commits(
+    conninfo: str, stack: BaseProcessSettings, isolation: Isolation
+) -> None:
+    db = database(stack, isolation)
+    kafka = stack.kafka.model_copy(update={"alarms_topic": isolation.alarms_topic})
+    commits = 40
+
+    async def main() -> tuple[float, float]:
+        stop = asyncio.Event()
+        listener = ChangeListener(conninfo)
+        tasks = [
+            asyncio.create_task(listener.run(stop)),
+            asyncio.create_task(run_relay(db, kafka, stop, SLOW_POLL_S, listener, SLOW_POLL_S,
+                                          min_gap_s=0.5)),
+        ]  # fmt: skip
+        try:
+            await _until(lambda: listener.connected, "the listener to connect")
+            await asyncio.sleep(1.0)  # the relay started and found the log empty
+            before = metrics.RELAY_READS._value.get()
+            t0 = time.monotonic()
+            last = 0
+            for k in range(commits):  # one commit (and one notification) each
+                last = await asyncio.to_thread(_append, conninfo, f"S{k}")
+            relayed = lambda: _relayed(conninfo) >= last  # noqa: E731
+            await _until(relayed, "the relay to publish every change", within_s=BOUND_S + 10)
+            return metrics.RELAY_READS._value.get() - before, time.monotonic() - t0
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+
+    reads, took = asyncio.run(main())
+    # one read per 0.5 s (+ the first, + the last one finding nothing), not one per commit
+    assert reads <= took / 0.5 + 3
+    assert reads < commits
