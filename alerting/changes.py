@@ -13,6 +13,7 @@ alarm flood with operators acknowledging).
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -37,19 +38,47 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+# Connections inside an outermost ``transaction()``: they hold the lock until it ends, so
+# nested transactions and ``append`` skip taking it again (a round trip each, per event).
+# The value: whether nested ``transaction()`` blocks are savepoints.
+_holding: weakref.WeakKeyDictionary[psycopg.Connection[Any], bool] = weakref.WeakKeyDictionary()
+
+
 @contextmanager
-def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """A transaction (or savepoint) that may append changes: takes the log's lock first."""
+def transaction(conn: psycopg.Connection[Any], savepoints: bool = True) -> Iterator[None]:
+    """A transaction (or savepoint) that may append changes: takes the log's lock first.
+
+    With ``savepoints=False`` the ``transaction()`` blocks nested in this one are part of
+    it rather than savepoints (two round trips each fewer): for a caller that rolls the
+    whole transaction back on any error anyway.
+    """
+    nested = _holding.get(conn)
+    if nested is not None:  # inside ours: the lock is held already
+        if nested:
+            with conn.transaction():
+                yield
+        else:
+            yield
+        return
+    # Only a transaction we begin keeps the lock for all that follows: one taken inside
+    # someone else's savepoint is released if that savepoint rolls back.
+    outermost = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with conn.transaction():
         conn.execute(_LOCK, (_LOCK_KEY,))
-        yield
+        if outermost:
+            _holding[conn] = savepoints
+        try:
+            yield
+        finally:
+            _holding.pop(conn, None)
 
 
 def append(
     conn: psycopg.Connection[Any], kind: str, entity_id: str, payload: dict[str, Any]
 ) -> int:
     """Record a change (call inside the transaction that makes it); return its id."""
-    conn.execute(_LOCK, (_LOCK_KEY,))  # re-entrant: a no-op inside transaction()
+    if conn not in _holding:  # (re-entrant, but a round trip)
+        conn.execute(_LOCK, (_LOCK_KEY,))
     row = conn.execute(
         "INSERT INTO change_log (kind, entity_id, payload) VALUES (%s, %s, %s) RETURNING id",
         (kind, entity_id, Jsonb(jsonable(payload))),

@@ -14,6 +14,7 @@ from alerting.api import create_app
 from alerting.api.auth import hash_password
 from alerting.consumer import ConditionConsumer
 from alerting.context import build_context, utc_now
+from alerting.listen import ChangeListener
 from alerting.notify.delivery import run_notifier
 from alerting.relay import run_relay
 from alerting.settings import AlertingSettings
@@ -62,7 +63,8 @@ async def _serve(settings: AlertingSettings) -> None:
     consumer = ConditionConsumer(settings, ctx)
     pool = ConnectionPool(settings.database.conninfo(), min_size=1, max_size=16, open=False)
     pool.open()
-    app = create_app(pool, settings.alerting, lambda: consumer.running, ctx, utc_now)
+    listener = ChangeListener(settings.database.conninfo())
+    app = create_app(pool, settings.alerting, lambda: consumer.running, ctx, utc_now, listener)
     config = uvicorn.Config(
         app,
         host=settings.http.host,
@@ -75,6 +77,7 @@ async def _serve(settings: AlertingSettings) -> None:
     stop = stop_on_signals()
     try:
         async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(listener.run(stop), name="change-listener")
             tasks.create_task(consumer.run(stop), name="conditions-consumer")
             tasks.create_task(server.serve(), name="http-api")
             tasks.create_task(
@@ -89,7 +92,8 @@ async def _serve(settings: AlertingSettings) -> None:
                 name="ticker",
             )
             tasks.create_task(
-                run_relay(settings.database, settings.kafka, stop), name="alarms-relay"
+                run_relay(settings.database, settings.kafka, stop, listener=listener),
+                name="alarms-relay",
             )
             tasks.create_task(
                 run_notifier(settings.database.conninfo(), settings.alerting.notify, utc_now, stop),

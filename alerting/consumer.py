@@ -98,6 +98,8 @@ class ConditionConsumer:
 
 # Events applied per database transaction: one commit (and fsync) per chunk instead of
 # per event roughly doubles throughput under load; the chunk bounds the added latency.
+# (Ending chunks after 50 ms as well was tried and made the alarm path slower on a busy
+# machine, where a commit costs tens of ms: docs/bench-e2e.md, "Alarm latency".)
 CHUNK = 50
 
 
@@ -114,7 +116,9 @@ def _apply_all(conn: psycopg.Connection[Any], records: list[Any], ctx: Context) 
         chunk = records[start : start + CHUNK]
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with change_log.transaction(conn):  # events inside become savepoints
+                # No savepoint per event: any error rolls the whole chunk back (and it is
+                # applied again), so they would only cost two round trips per event.
+                with change_log.transaction(conn, savepoints=False):
                     changes += _apply_chunk(conn, chunk, ctx)
                 break
             except RETRIABLE as exc:

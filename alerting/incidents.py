@@ -122,20 +122,25 @@ def evaluate(
 ) -> list[int]:
     """Open or raise incidents that the alarm in ``row`` completes; return their ids."""
     touched = []
-    for rule in rules.rules:
-        if not _clause_hits_any(rule, row, plant):
-            continue  # the new alarm cannot complete this rule: no query
-        column, value = (
-            ("area", row["area"]) if rule.scope == "area" else ("unit_id", row["unit_id"])
-        )
+    hit = [rule for rule in rules.rules if _clause_hits_any(rule, row, plant)]
+    # the new alarm cannot complete the other rules: no query for them. The rules it may
+    # complete share one query per scope (unit / area), over the longest of their windows.
+    recent_by_scope: dict[str, list[dict[str, Any]]] = {}
+    for scope in sorted({rule.scope for rule in hit}):
+        column, value = ("area", row["area"]) if scope == "area" else ("unit_id", row["unit_id"])
+        longest = max(rule.window_s for rule in hit if rule.scope == scope)
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
                 f"SELECT alarm_id, sensor_id, unit_id, condition, priority, activated_at, active"
                 f" FROM alarms WHERE site_id = %s AND {column} = %s AND category = 'process'"
                 " AND activated_at > %s AND activated_at <= %s",
-                (row["site_id"], value, ts - timedelta(seconds=rule.window_s), ts),
+                (row["site_id"], value, ts - timedelta(seconds=longest), ts),
             )
-            recent = list(cur.fetchall())
+            recent_by_scope[scope] = list(cur.fetchall())
+    for rule in hit:
+        value = row["area"] if rule.scope == "area" else row["unit_id"]
+        start = ts - timedelta(seconds=rule.window_s)
+        recent = [a for a in recent_by_scope[rule.scope] if a["activated_at"] > start]
         used = _matches(rule, recent, plant)
         if used is None or row["alarm_id"] not in {a["alarm_id"] for a in used}:
             continue

@@ -17,3 +17,6 @@ KAFKA_LAG = Gauge(
     "Offsets between the end of an assigned conditions partition and the consumer's position",
     ["topic", "partition"],
 )
+RELAY_READS = Counter(
+    "chemwatch_alerting_relay_reads_total", "Reads of the change log by the Kafka relay"
+)

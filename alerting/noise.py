@@ -73,22 +73,26 @@ def _flood(
     conn: psycopg.Connection[Any], row: dict[str, Any], ts: datetime, limits: NoiseLimits
 ) -> None:
     site, area = row["site_id"], row["area"]
-    window_start = ts - timedelta(seconds=limits.flood_window_s)
-    recent = conn.execute(_NEW_IN_WINDOW, (site, area, window_start, ts)).fetchall()
-    if row["activations"] == 1:  # first activation ever: the alarm row is not saved yet
-        recent.append((row["alarm_id"], ts))
+    # An open flood first: then the window does not matter (one indexed row). The window
+    # query costs as much as the activations in it (tens of thousands under a flood of a
+    # few per second), which made every event slower the longer a flood went on.
     open_flood = conn.execute(
-        "SELECT id FROM floods WHERE site_id = %s AND area = %s AND ended_at IS NULL FOR UPDATE",
+        "UPDATE floods SET alarm_count = alarm_count + 1"
+        " WHERE site_id = %s AND area = %s AND ended_at IS NULL RETURNING id",
         (site, area),
     ).fetchone()
     if open_flood is not None:
         row["flood_id"] = int(open_flood[0])
-        conn.execute(
-            "UPDATE floods SET alarm_count = alarm_count + 1 WHERE id = %s", (open_flood[0],)
-        )
         return
-    if len(recent) <= limits.flood_start:
+    window_start = ts - timedelta(seconds=limits.flood_window_s)
+    new = int(row["activations"] == 1)  # first activation ever: the alarm row is not saved yet
+    # Whether more than flood_start arrived needs at most flood_start + 1 rows.
+    recent = _new_in_window(conn, site, area, window_start, ts, limits.flood_start + 1 - new)
+    if len(recent) + new <= limits.flood_start:
         return
+    recent = _new_in_window(conn, site, area, window_start, ts)  # a flood starts: all of them
+    if new:
+        recent.append((row["alarm_id"], ts))
     first_alarm, _first_time = min(recent, key=lambda r: r[1])
     flood = conn.execute(
         "INSERT INTO floods (site_id, area, started_at, first_alarm_id, alarm_count)"
@@ -102,6 +106,23 @@ def _flood(
     changes.append(conn, "flood", str(flood[0]), _flood_row(conn, int(flood[0])))
 
 
+def _new_in_window(
+    conn: psycopg.Connection[Any],
+    site: str,
+    area: str,
+    start: datetime,
+    end: datetime,
+    limit: int | None = None,
+) -> list[tuple[str, datetime]]:
+    """New process alarms of a console in (start, end], oldest first (at most ``limit``)."""
+    return [
+        (str(a), t)
+        for a, t in conn.execute(
+            _NEW_IN_WINDOW + " LIMIT %s", (site, area, start, end, limit)
+        ).fetchall()
+    ]
+
+
 def end_floods(conn: psycopg.Connection[Any], now: datetime, limits: NoiseLimits) -> list[int]:
     """Close floods whose console is quiet again; return their ids."""
     ended = []
@@ -111,7 +132,8 @@ def end_floods(conn: psycopg.Connection[Any], now: datetime, limits: NoiseLimits
         ).fetchall()
         for flood_id, site, area in floods:
             start = now - timedelta(seconds=limits.flood_window_s)
-            if len(conn.execute(_NEW_IN_WINDOW, (site, area, start, now)).fetchall()) < (
+            # fewer than flood_end? at most flood_end rows say it (not the whole window)
+            if len(_new_in_window(conn, site, area, start, now, limits.flood_end)) < (
                 limits.flood_end
             ):
                 conn.execute("UPDATE floods SET ended_at = %s WHERE id = %s", (now, flood_id))

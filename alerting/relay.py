@@ -12,13 +12,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 import psycopg
 from aiokafka.errors import KafkaError
 
-from alerting import changes
+from alerting import changes, metrics
 from alerting.context import connect, reopen
+from alerting.listen import ChangeListener, Wakeup
 from common import kafka as kafka_clients
 from common.settings import DatabaseSettings, KafkaSettings
 
@@ -27,8 +29,10 @@ _NAME = "alarms-topic"
 
 
 def _pending(conn: psycopg.Connection[Any]) -> tuple[int, list[tuple[int, str, str]]]:
-    conn.execute("INSERT INTO change_relay (name) VALUES (%s) ON CONFLICT DO NOTHING", (_NAME,))
+    metrics.RELAY_READS.inc()
     row = conn.execute("SELECT last_id FROM change_relay WHERE name = %s", (_NAME,)).fetchone()
+    if row is None:  # the first run on this database
+        conn.execute("INSERT INTO change_relay (name) VALUES (%s) ON CONFLICT DO NOTHING", (_NAME,))
     last = int(row[0]) if row else 0
     return last, changes.since(conn, last, 500)
 
@@ -46,7 +50,13 @@ def message(change_id: int, kind: str, payload_json: str) -> tuple[bytes, bytes]
 
 
 async def run_relay(
-    database: DatabaseSettings, kafka: KafkaSettings, stop: asyncio.Event, every_s: float = 0.1
+    database: DatabaseSettings,
+    kafka: KafkaSettings,
+    stop: asyncio.Event,
+    every_s: float = 0.1,
+    listener: ChangeListener | None = None,
+    fallback_poll_s: float = 1.0,
+    min_gap_s: float = 0.1,
 ) -> None:
     """Relay until ``stop`` is set."""
     await kafka_clients.ensure_topics(kafka, kafka.alarms_topic)
@@ -54,9 +64,18 @@ async def run_relay(
     conn = await asyncio.to_thread(connect, conninfo, True)
     producer = kafka_clients.make_producer(kafka)
     await kafka_clients.start_client(producer, kafka)
+    wakeup = Wakeup(listener, every_s, fallback_poll_s)
+    last_read = 0.0
     try:
         while not stop.is_set():
-            wait_s = every_s
+            wait_s = 0.0  # at least this long (after a failure), else until woken
+            # woken again soon after the last read: let more commits gather first
+            spacing = last_read + min_gap_s - time.monotonic()
+            if spacing > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), spacing)
+            wakeup.arm()  # before the read: a commit notified during it is not missed
+            last_read = time.monotonic()
             try:
                 # a new connection when the server closed ours (restart, kill)
                 conn = await asyncio.to_thread(reopen, conn, conninfo, True)
@@ -73,8 +92,12 @@ async def run_relay(
             except (psycopg.Error, KafkaError) as exc:
                 log.warning("relaying the change log failed (%s); retrying", exc)
                 wait_s = max(every_s, 1.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait_s)
+            if wait_s:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait_s)
+            else:
+                await wakeup.wait(stop)
     finally:
+        wakeup.close()
         await producer.stop()
         conn.close()

@@ -3,8 +3,10 @@
 Each event's id is its change-log id; a client that reconnects with Last-Event-ID
 (browsers do it by themselves) gets every change after it, in order.
 
-One poller per process reads the change log (every ``poll_s`` while anyone listens)
-and hands new changes to every subscriber's queue, so N clients cost one query. A new
+One poller per process reads the change log while anyone listens and hands new changes
+to every subscriber's queue, so N clients cost one query. It reads when PostgreSQL
+notifies a commit to the log (``alerting.listen``), and otherwise every ``poll_s``
+(``fallback_poll_s`` while notifications arrive, so a lost one delays, never loses). A new
 client first catches up from the database, then reads its queue, skipping ids it has
 already sent. A client too slow to keep up is disconnected; it resumes from its
 Last-Event-ID and loses nothing.
@@ -19,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from psycopg_pool import ConnectionPool
 
 from alerting import changes, metrics
+from alerting.listen import ChangeListener, Wakeup
 
 Change = tuple[int, str, str]
 QUEUE_SIZE = 10_000
@@ -42,9 +45,17 @@ def _fetch(pool: ConnectionPool, after: int) -> list[Change]:
 class Broadcaster:
     """Polls the change log while there are subscribers and fans changes out."""
 
-    def __init__(self, pool: ConnectionPool, poll_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        poll_s: float = 0.1,
+        listener: ChangeListener | None = None,
+        fallback_poll_s: float = 1.0,
+    ) -> None:
         self.pool = pool
         self.poll_s = poll_s
+        self.listener = listener
+        self.fallback_poll_s = fallback_poll_s
         self.subscribers: set[asyncio.Queue[Change | None]] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -61,8 +72,16 @@ class Broadcaster:
         metrics.SSE_CLIENTS.dec()
 
     async def _run(self) -> None:
+        wakeup = Wakeup(self.listener, self.poll_s, self.fallback_poll_s)
+        try:
+            await self._poll(wakeup)
+        finally:
+            wakeup.close()
+
+    async def _poll(self, wakeup: Wakeup) -> None:
         last = await asyncio.to_thread(start_after, self.pool, None, None)
         while self.subscribers:
+            wakeup.arm()  # before the read: a commit notified during it is not missed
             rows = await asyncio.to_thread(_fetch, self.pool, last)
             for row in rows:
                 for queue in list(self.subscribers):
@@ -76,7 +95,7 @@ class Broadcaster:
             if rows:
                 last = rows[-1][0]
             else:
-                await asyncio.sleep(self.poll_s)
+                await wakeup.wait()
 
 
 def _frame(change: Change) -> str:

@@ -117,17 +117,48 @@ def save(conn: psycopg.Connection[Any], row: dict[str, Any]) -> None:
         row["base_state"], row["out_of_service"], row["suppressed"], _shelved(row)
     )
     cols = [c.strip().removesuffix("::text") for c in ALARM_COLUMNS.split(",")]
-    conn.execute(
-        f"INSERT INTO alarms ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
-        " ON CONFLICT (alarm_id) DO UPDATE SET "
-        + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols[1:]),
-        [row[c] for c in cols],
-    )
-    changes.append(conn, "alarm", row["alarm_id"], row)
+    with conn.pipeline():  # the row and its change-log entry: one round trip, not two
+        conn.execute(
+            f"INSERT INTO alarms ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
+            " ON CONFLICT (alarm_id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in cols[1:]),
+            [row[c] for c in cols],
+        )
+        changes.append(conn, "alarm", row["alarm_id"], row)
 
 
 def _shelved(row: dict[str, Any]) -> bool:
     return row["shelved_until"] is not None
+
+
+# What applying an event needs besides the alarm row, read with it (one round trip):
+# the unit's maintenance mode set through the API (NULL: not set) and whether this
+# occurrence's clear arrived before its activation.
+_EVENT_CONTEXT = (
+    "(SELECT maintenance FROM unit_modes WHERE unit_id = %s) AS unit_maintenance,"
+    " EXISTS (SELECT 1 FROM alarm_journal WHERE occurrence_id = %s"
+    " AND action = 'early_cleared') AS early_cleared"
+)
+
+
+def _load(
+    conn: psycopg.Connection[Any], aid: str, event: ConditionEvent
+) -> tuple[dict[str, Any] | None, bool | None, bool]:
+    """(alarm row locked FOR UPDATE or None, maintenance set through the API or None,
+    clear seen before this activation)."""
+    params = (event.unit, event.occurrence_id)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {ALARM_COLUMNS}, {_EVENT_CONTEXT} FROM alarms WHERE alarm_id = %s FOR UPDATE",
+            (*params, aid),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            return row, row.pop("unit_maintenance"), bool(row.pop("early_cleared"))
+        cur.execute(f"SELECT {_EVENT_CONTEXT}", params)  # a new alarm
+        found = cur.fetchone()
+    assert found is not None
+    return None, found["unit_maintenance"], bool(found["early_cleared"])
 
 
 def unit_in_maintenance(conn: psycopg.Connection[Any], unit: str, plant: PlantView) -> bool:
@@ -143,12 +174,12 @@ def apply_event(
     ctx = ctx or Context()
     aid = alarm_id(event)
     with changes.transaction(conn):
-        row = get_alarm(conn, aid, lock=True)
+        row, maintenance, cleared_before = _load(conn, aid, event)
         current = row["state"] if row else None
         same = row is not None and row["occurrence_id"] == event.occurrence_id
         stale = row is not None and not same and event.activated_at < row["activated_at"]
         early_clear = event.state == "cleared" and not same and not stale
-        already_cleared = event.state == "active" and _cleared_before(conn, event)
+        already_cleared = event.state == "active" and cleared_before
         action = ("stale_" if stale else "early_" if early_clear else "") + event.state
         base: BaseState | None = row["base_state"] if row else None
         if not (stale or early_clear):
@@ -174,7 +205,9 @@ def apply_event(
         if not inserted or stale or early_clear or base is None:
             return None  # a replay, an old event arriving late, or a clear seen first
         new_occurrence = event.state == "active"
-        row = _updated(conn, row, event, base, already_cleared, ctx)
+        if maintenance is None:  # not set through the API: the registry's default
+            maintenance = event.unit in ctx.plant.maintenance_units
+        row = _updated(row, event, base, already_cleared, ctx, bool(maintenance))
         if new_occurrence:
             noise.on_activation(conn, row, event.ts, ctx.limits)
         row.update(from_state=current, changed_by="system", event_id=event.event_id)
@@ -190,24 +223,13 @@ def apply_event(
     return Change(aid, current, row["state"], event, "system")
 
 
-def _cleared_before(conn: psycopg.Connection[Any], event: ConditionEvent) -> bool:
-    """The clear of this occurrence arrived before its activation (out of order)."""
-    return (
-        conn.execute(
-            "SELECT 1 FROM alarm_journal WHERE occurrence_id = %s AND action = 'early_cleared'",
-            (event.occurrence_id,),
-        ).fetchone()
-        is not None
-    )
-
-
 def _updated(
-    conn: psycopg.Connection[Any],
     row: dict[str, Any] | None,
     e: ConditionEvent,
     base: BaseState,
     already_cleared: bool,
     ctx: Context,
+    suppressed: bool,
 ) -> dict[str, Any]:
     info = ctx.plant.sensors.get(e.sensors[0])
     new: dict[str, Any] = (
@@ -251,7 +273,7 @@ def _updated(
         occurrence_id=e.occurrence_id,
         activated_at=e.activated_at,
         updated_at=e.ts,
-        suppressed=unit_in_maintenance(conn, e.unit, ctx.plant),
+        suppressed=suppressed,
     )
     if e.state == "active":
         new.update(

@@ -22,6 +22,7 @@ from alerting.api.auth import Auth
 from alerting.api.limits import BodyLimit, NoNulCharacters
 from alerting.api.plant_routes import plant_router
 from alerting.context import Clock, utc_now
+from alerting.listen import ChangeListener
 from alerting.settings import AlertingOptions
 from alerting.store import Context
 
@@ -34,8 +35,10 @@ def create_app(
     healthy: Callable[[], bool],
     ctx: Context | None = None,
     clock: Clock = utc_now,
+    listener: ChangeListener | None = None,
 ) -> FastAPI:
-    """The FastAPI application of the alerting service."""
+    """The FastAPI application of the alerting service (the live stream wakes on
+    ``listener``'s change-log notifications, else it polls)."""
     ctx = ctx or Context()
     app = FastAPI(
         title="ChemWatch alerting",
@@ -46,7 +49,7 @@ def create_app(
     app.add_middleware(NoNulCharacters)
     auth = Auth(pool, options.users, clock, options.session_ttl_s)
     app.include_router(alarm_router(pool, auth, ctx, options, clock))
-    app.include_router(plant_router(pool, auth, ctx, clock))
+    app.include_router(plant_router(pool, auth, ctx, clock, listener))
 
     @app.exception_handler(psycopg.DataError)
     async def data_error(_request: Request, _exc: psycopg.DataError) -> JSONResponse:

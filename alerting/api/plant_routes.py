@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from alerting import actions, incidents, kpi, noise, sse
 from alerting.api.auth import COOKIE, Auth
 from alerting.context import Clock
+from alerting.listen import ChangeListener
 from alerting.settings import ApiUser
 from alerting.store import Context
 
@@ -24,14 +25,20 @@ class MaintenanceBody(BaseModel):
     reason: str = Field(min_length=3, max_length=500)
 
 
-def plant_router(pool: ConnectionPool, auth: Auth, ctx: Context, clock: Clock) -> APIRouter:
-    """Routes beyond single alarms."""
+def plant_router(
+    pool: ConnectionPool,
+    auth: Auth,
+    ctx: Context,
+    clock: Clock,
+    listener: ChangeListener | None = None,
+) -> APIRouter:
+    """Routes beyond single alarms; the live stream wakes on ``listener``'s notifications."""
     router = APIRouter()
     viewer = Annotated[ApiUser, Depends(auth.require("viewer"))]
     operator = Annotated[ApiUser, Depends(auth.require("operator"))]
     supervisor = Annotated[ApiUser, Depends(auth.require("supervisor"))]
     window = Annotated[float, Query(gt=0, le=24 * 90)]
-    broadcaster = sse.Broadcaster(pool)
+    broadcaster = sse.Broadcaster(pool, listener=listener)
 
     @router.post("/login", tags=["auth"])
     def login(body: LoginBody, response: Response) -> dict[str, Any]:

@@ -13,6 +13,13 @@ reading shows up:
 (b) the Kafka ``conditions`` topic: when a consumer here receives the event;
 (c) the alerting live stream (SSE): when a client here receives the alarm change.
 
+Stage breakdown of each activation (``ProbeLog.stages_ms``), from timestamps the chain
+leaves behind: the bridge's ingest time (stored with the reading), the Kafka record
+timestamps (CreateTime: when the bridge, resp. the detector worker, handed the record to
+its producer), the commit time of the reading row and of the alarm's change-log row
+(``pg_xact_commit_timestamp``), and the receipt times here. The Kafka timestamps are
+read by consumers in this process (``RecordTimes``), off the path being measured.
+
 Clocks: everything is the host's wall clock (``time.time()``, CLOCK_REALTIME), in the
 publisher, in this process and in PostgreSQL (same machine), so latencies are differences
 of one clock; the publish time is taken just before paho's ``publish()``.
@@ -35,6 +42,7 @@ from aiokafka import AIOKafkaConsumer
 from chemwatch.e2e.plant import PROBE_OFF, PROBE_ON, PROBE_SITE, PROBE_UNIT, probe_id
 from common import kafka as kafka_clients
 from common import mqtt as mqtt_clients
+from common.readings import decode_batch
 from common.settings import DatabaseSettings, KafkaSettings, MqttSettings
 
 Key = tuple[str, int]  # (sensor id, source ts in epoch ms)
@@ -53,6 +61,11 @@ class ProbeLog:
     db: dict[Key, float] = field(default_factory=dict)
     condition: dict[Key, float] = field(default_factory=dict)
     alarm: dict[Key, float] = field(default_factory=dict)
+    # stage timestamps (epoch s) for the breakdown, see STAGES
+    ingested: dict[Key, float] = field(default_factory=dict)  # bridge accepted it
+    sent_to_kafka: dict[Key, float] = field(default_factory=dict)  # readings CreateTime
+    produced: dict[Key, float] = field(default_factory=dict)  # conditions CreateTime
+    alarm_committed: dict[Key, float] = field(default_factory=dict)  # change-log commit
     pending_db: set[Key] = field(default_factory=set)  # published, not yet seen stored
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,6 +98,24 @@ class ProbeLog:
                             out[name].append((seen - sent) * 1000)
             return out
 
+    def stages_ms(self, t0: float, t1: float) -> dict[str, list[float]]:
+        """Per activation published in [t0, t1) and seen at every stage: the time
+        spent between consecutive stages (see STAGES), in ms."""
+        with self.lock:
+            out: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
+            for k, sent in self.published.items():
+                if not (t0 <= sent < t1) or k not in self.activations:
+                    continue
+                stamps = {"published": sent}
+                for name in ("ingested", "sent_to_kafka", "db", "produced", "condition",
+                             "alarm_committed", "alarm"):  # fmt: skip
+                    stamps[name] = getattr(self, name).get(k)
+                if any(v is None for v in stamps.values()):
+                    continue
+                for name, a, b in STAGES:
+                    out[name].append((stamps[b] - stamps[a]) * 1000)
+            return out
+
     def counts(self, t0: float, t1: float) -> dict[str, int]:
         """How many probes were sent in [t0, t1) and how many each observer saw."""
         with self.lock:
@@ -97,6 +128,19 @@ class ProbeLog:
                 "seen_condition": sum(k in self.condition for k in acts),
                 "seen_alarm": sum(k in self.alarm for k in acts),
             }
+
+
+# (stage, from, to): consecutive stages of a probe activation; the two "kafka" stages are
+# a consumer in the bench process receiving what the pipeline's consumer also receives.
+STAGES: tuple[tuple[str, str, str], ...] = (
+    ("mqtt -> bridge", "published", "ingested"),
+    ("bridge batching -> produce", "ingested", "sent_to_kafka"),
+    ("kafka + worker poll/detect/write -> reading committed", "sent_to_kafka", "db"),
+    ("committed -> condition produced", "db", "produced"),
+    ("condition produced -> received (bench consumer)", "produced", "condition"),
+    ("condition produced -> alarm committed (alerting)", "produced", "alarm_committed"),
+    ("alarm committed -> on the SSE stream", "alarm_committed", "alarm"),
+)
 
 
 class _Thread(threading.Thread):
@@ -188,7 +232,51 @@ class ConditionReader(_Thread):
                         data = json.loads(r.value)
                         sensor = data["sensors"][0]
                         if data["state"] == "active" and sensor.startswith("PROBE-"):
-                            self.log.see(self.log.condition, (sensor, _ms(data["ts"])), now)
+                            key = (sensor, _ms(data["ts"]))
+                            self.log.see(self.log.condition, key, now)
+                            self.log.see(self.log.produced, key, r.timestamp / 1000)
+        finally:
+            await consumer.stop()
+
+
+class ReadingsReader(_Thread):
+    """Consumes the private ``readings`` topic and notes, for the probe unit's records,
+    the record timestamp (when the bridge handed it to its producer)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, log: ProbeLog) -> None:
+        super().__init__("readings-reader")
+        self.kafka, self.topic, self.log = kafka, topic, log
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._consume())
+        except BaseException as exc:
+            self.error = exc
+
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            **kafka_clients.connection_options(self.kafka),
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        self.ready.set()
+        probe_key = PROBE_UNIT.encode()
+        try:
+            while not self.stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for r in records:
+                        if r.key != probe_key:
+                            continue  # only the probe unit's records are decoded
+                        b = decode_batch(r.value or b"")
+                        ids = b.sensor_ids[b.sensor_code]
+                        for sensor, ts in zip(ids, b.ts_ns // 1_000_000, strict=True):
+                            self.log.see(
+                                self.log.sent_to_kafka, (str(sensor), int(ts)), r.timestamp / 1000
+                            )
         finally:
             await consumer.stop()
 
@@ -247,9 +335,20 @@ def _probe_rows_sql(exact: bool) -> str:
     when = "extract(epoch FROM pg_xact_commit_timestamp(r.xmin))" if exact else "NULL"
     return (
         "SELECT k.sensor_id, (extract(epoch FROM r.time) * 1000)::bigint, "
-        f"{when}::float8 FROM readings_raw r JOIN sensor_keys k USING (sensor_key)"
+        f"{when}::float8, extract(epoch FROM r.ingest_time)::float8"
+        " FROM readings_raw r JOIN sensor_keys k USING (sensor_key)"
         " WHERE k.unit_id = %s AND r.time >= %s"
     )
+
+
+# The change-log row of each probe activation's alarm (the first one: later changes of
+# the same occurrence, e.g. its clear, carry the same activated_at) and its commit time.
+_ALARM_COMMITS_SQL = (
+    "SELECT payload->>'sensor_id', payload->>'activated_at',"
+    " min(extract(epoch FROM pg_xact_commit_timestamp(xmin)))::float8"
+    " FROM change_log WHERE kind = 'alarm' AND payload->>'sensor_id' LIKE 'PROBE-%%'"
+    " AND (payload->>'active')::boolean GROUP BY 1, 2"
+)
 
 
 def read_commit_times(database: DatabaseSettings, log: ProbeLog, since: float) -> None:
@@ -258,9 +357,19 @@ def read_commit_times(database: DatabaseSettings, log: ProbeLog, since: float) -
         rows = conn.execute(
             _probe_rows_sql(exact=True), (PROBE_UNIT, datetime.fromtimestamp(since).astimezone())
         ).fetchall()
-    for sensor, ts, committed in rows:
+    for sensor, ts, committed, ingested in rows:
         if committed is not None:
             log.see(log.db, (sensor, int(ts)), float(committed))
+        log.see(log.ingested, (sensor, int(ts)), float(ingested))
+
+
+def read_alarm_commits(database: DatabaseSettings, log: ProbeLog) -> None:
+    """Commit time of each probe activation's alarm change (needs commit timestamps)."""
+    with psycopg.connect(database.conninfo(), autocommit=True) as conn:
+        alarms = conn.execute(_ALARM_COMMITS_SQL).fetchall()
+    for sensor, activated_at, committed in alarms:
+        if committed is not None and activated_at:
+            log.see(log.alarm_committed, (sensor, _ms(activated_at)), float(committed))
 
 
 class DbPoller(_Thread):
@@ -280,7 +389,7 @@ class DbPoller(_Thread):
                         since = datetime.fromtimestamp(oldest / 1000).astimezone()
                         rows = conn.execute(query, (PROBE_UNIT, since)).fetchall()
                         now = time.time()
-                        for sensor, ts, _ in rows:
+                        for sensor, ts, _, _ in rows:
                             self.log.see(self.log.db, (sensor, int(ts)), now)
                     time.sleep(self.poll_s)
         except BaseException as exc:

@@ -18,9 +18,11 @@ from chemwatch.e2e.probes import (
     DbPoller,
     ProbeLog,
     ProbePublisher,
+    ReadingsReader,
     SseReader,
     commit_timestamps_on,
     first_error,
+    read_alarm_commits,
     read_commit_times,
     stop_all,
 )
@@ -94,17 +96,19 @@ class Config:
         s, db = self.services, self.services.database
         self.exact_db = commit_timestamps_on(db)
         conditions = ConditionReader(self.settings.kafka, s.names.topic("conditions"), self.log)
+        readings = ReadingsReader(self.settings.kafka, s.names.topic("readings"), self.log)
         sse = SseReader(s.api, s.token, self.log)
         mqtt = self.settings.mqtt.model_copy(update={"topic_prefix": s.mqtt_prefix})
         publisher = ProbePublisher(mqtt, f"{s.names.tag}-probe", self.opts.probes,
                                    self.opts.probe_rate, self.log)  # fmt: skip
-        self.threads = [conditions, sse]
+        self.threads = [conditions, sse, readings]
         if not self.exact_db:
             self.threads.append(DbPoller(db, self.log))
         for t in self.threads:
             t.start()
         conditions.ready.wait(30)
         sse.ready.wait(30)
+        readings.ready.wait(30)
         self.threads.append(publisher)
         publisher.start()
         # the chain is live once a probe's alarm came back through all of it
@@ -114,8 +118,18 @@ class Config:
             if time.monotonic() > deadline:
                 raise RuntimeError("no probe alarm on the live stream within 120 s")
             time.sleep(0.2)
-        say(f"{self.label}: pipeline live (first probe alarm back); database latency "
-            f"{'from commit timestamps' if self.exact_db else 'by polling'}")  # fmt: skip
+        # Probes published while the services were still starting are queued along the
+        # chain; measuring before they drained would time the start-up backlog. Settled:
+        # an alarm came back for a probe published after the first one came back.
+        live = time.time()
+        while not any(self.log.published[k] >= live for k in list(self.log.alarm)):
+            self.check()
+            if time.monotonic() > deadline + 120:
+                raise RuntimeError("probe alarms did not catch up within 120 s")
+            time.sleep(0.2)
+        method = "from commit timestamps" if self.exact_db else "by polling"
+        say(f"{self.label}: pipeline live (probe alarms caught up in {time.time() - live:.1f} s)"
+            f"; database latency {method}")  # fmt: skip
         ports = {
             "mosquitto": self.settings.mqtt.port,
             "kafka": int(self.settings.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1]),
@@ -179,6 +193,8 @@ class Config:
         if self.exact_db:
             read_commit_times(db, self.log, since=t0 - 1)
         self._await_probes(t0, t0 + seconds, patience_s=max(5.0, opts.drain_seconds))
+        if self.exact_db:
+            read_alarm_commits(db, self.log)
         usage = self.sampler.usage(t0, end)
         verdict = stats.judge_step(
             result["sent"], stored, len(wrong), drain, stats.drain_limit(seconds),
@@ -209,6 +225,10 @@ class Config:
             "verdict": verdict.reason,
             "latency_ms": latency,
             "probes": self.log.counts(t0, t0 + seconds),
+            # time between consecutive stages of the probe activations (commit timestamps)
+            "stages_ms": {
+                k: stats.percentiles(v) for k, v in self.log.stages_ms(t0, t0 + seconds).items()
+            },
             "db_latency_method": "commit timestamp" if self.exact_db else "polling (upper bound)",
             "usage": usage,
             "t0": t0,

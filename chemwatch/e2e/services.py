@@ -145,11 +145,10 @@ class Services:
             "CHEMWATCH_INGEST__SHARE_GROUP": f"{n.tag}-share",
             "CHEMWATCH_DETECTORS__GROUP_ID": f"{n.tag}-detectors",
             "CHEMWATCH_ALERTING__GROUP_ID": f"{n.tag}-alerting",
-            # Probes raise an alarm every second or so on purpose: neither chattering
-            # nor a flood, as far as alarm handling goes.
+            # Probes raise an alarm every second or so on purpose: not chattering (that
+            # would shelve them). They are a flood of the probe console, handled as the
+            # default settings handle one (it opens in the first seconds and stays open).
             "CHEMWATCH_ALERTING__CHATTER_ACTIVATIONS": str(10**9),
-            "CHEMWATCH_ALERTING__FLOOD_START": str(10**9),
-            "CHEMWATCH_ALERTING__FLOOD_END": str(10**9 - 1),
             "CHEMWATCH_ALERTING__USERS": json.dumps(
                 [{"name": "e2e-bench", "token": self.token, "role": "viewer"}]
             ),
