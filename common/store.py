@@ -119,11 +119,16 @@ def write_readings(
     ingest_ns: np.ndarray,
     value: np.ndarray,
     quality: np.ndarray,
+    *,
+    defer_rollups: bool = False,
 ) -> int:
     """Insert readings (columns as arrays, text columns as codes); return rows inserted.
 
     A sensor's unit is ``unit_ids[unit_code]`` of its rows (one unit per sensor; a
-    sensor reported with another unit than before is moved to it).
+    sensor reported with another unit than before is moved to it). With
+    ``defer_rollups`` the batch's rollup aggregates are appended to ``rollup_pending``
+    (durable with the readings) instead of being folded into the rollup tables here;
+    the caller folds them later with ``fold_pending_rollups`` (migration 0041).
     """
     n = len(ts_ns)
     if n == 0:
@@ -155,13 +160,66 @@ def write_readings(
         except psycopg.errors.UniqueViolation:
             pass  # some rows are stored already (replay, concurrent writer) or twice here
         else:
-            if by_writer:
+            if by_writer and defer_rollups:
+                _append_pending(cur, sensor_ids, sensor_code, unit_ids, unit_code, ts_ns, value)
+            elif by_writer:
                 fold_rollups(
                     cur, sensor_ids, sensor_code, unit_ids, unit_code, ts_ns, value,
                     keys=key_of_code, state=cache,
                 )  # fmt: skip
             return n
         return _write_staged(cur, payload, n)
+
+
+def fold_pending_rollups(conn: psycopg.Connection[Any]) -> int:
+    """Fold the pending rollup rows of every writer into readings_1m / readings_1h, in
+    a transaction of its own; return the rows folded, -1 if another session is folding.
+    """
+    with conn.transaction():
+        row = conn.execute("SELECT fold_pending_rollups()").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _append_pending(
+    cur: psycopg.Cursor[Any],
+    sensor_ids: list[str],
+    sensor_code: np.ndarray,
+    unit_ids: list[str],
+    unit_code: np.ndarray,
+    ts_ns: np.ndarray,
+    value: np.ndarray,
+) -> None:
+    """Append a batch's per-minute and per-hour aggregates (sorted by sensor, time) to
+    rollup_pending: one COPY into a table without indexes, in the caller's transaction."""
+    levels = _levels(sensor_code, unit_code, unit_ids, ts_ns, value)
+    payload = b"".join(
+        [pgcopy.HEADER]
+        + [
+            _rollup_payload(b, np.ones(len(b.bucket_ns), bool), sensor_ids, unit_ids, hourly)[
+                len(pgcopy.HEADER) : -len(pgcopy.TRAILER)
+            ]
+            for hourly, b in zip((False, True), levels, strict=True)
+        ]
+        + [pgcopy.TRAILER]
+    )
+    with cur.copy(f"COPY rollup_pending ({_ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(payload)
+
+
+def _levels(
+    sensor_code: np.ndarray,
+    unit_code: np.ndarray,
+    unit_ids: list[str],
+    ts_ns: np.ndarray,
+    value: np.ndarray,
+) -> tuple[rollups.Buckets, rollups.Buckets]:
+    """The batch's per-minute and per-hour buckets (rows sorted by sensor, time)."""
+    unit_rank = np.empty(len(unit_ids), np.int64)
+    unit_rank[np.argsort(np.array(unit_ids, dtype=object))] = np.arange(len(unit_ids))
+    return (
+        rollups.fold(sensor_code, unit_code, unit_rank, ts_ns, value, rollups.MINUTE_NS),
+        rollups.fold(sensor_code, unit_code, unit_rank, ts_ns, value, rollups.HOUR_NS),
+    )
 
 
 def _prepare(
@@ -312,12 +370,7 @@ def fold_rollups(
     sensor of the batch, else from a probe of the tables. ``copy_new=False`` upserts
     every bucket (the simpler variant, kept for ``chemwatch bench storage``).
     """
-    unit_rank = np.empty(len(unit_ids), np.int64)
-    unit_rank[np.argsort(np.array(unit_ids, dtype=object))] = np.arange(len(unit_ids))
-    levels = (
-        rollups.fold(sensor_code, unit_code, unit_rank, ts_ns, value, rollups.MINUTE_NS),
-        rollups.fold(sensor_code, unit_code, unit_rank, ts_ns, value, rollups.HOUR_NS),
-    )
+    levels = _levels(sensor_code, unit_code, unit_ids, ts_ns, value)
     upsert = [np.ones(len(b.bucket_ns), bool) for b in levels]
     if copy_new:
         stored = None

@@ -117,9 +117,12 @@ class Worker:
                         events, _offsets = await self.in_db_thread(self._store, polled)
                         await self._publish_safely(producer, events)
                         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+                        await self.in_db_thread(self._fold_rollups)
                     if time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + opts.tick_interval_s
                         await self._publish_safely(producer, await self.in_db_thread(self._tick))
+                        # rows left pending while another worker was folding
+                        await self.in_db_thread(self._fold_rollups)
                     if self._outbox_pending and time.monotonic() >= self._outbox_retry_at:
                         await self._publish_outbox(producer)
                     if self._dirty and time.monotonic() >= self._next_checkpoint:
@@ -291,6 +294,7 @@ class Worker:
                 cols["ingest"],
                 cols["value"],
                 cols["quality"],
+                defer_rollups=self.settings.detectors.defer_rollups,
             )
             store.insert_anomalies(self._conn, events)
             self._dirty.update(int(u) for u in units)
@@ -425,6 +429,12 @@ class Worker:
         harmless)."""
         self._outbox_pending = False
         await self._publish_safely(producer, await self.in_db_thread(self._outbox))
+
+    def _fold_rollups(self) -> None:
+        """Fold pending rollup rows (every writer's) into the rollup tables."""
+        assert self._conn is not None
+        if self.settings.detectors.defer_rollups:
+            store.fold_pending_rollups(self._conn)
 
     def _mark_published(self, ids: list[str]) -> None:
         assert self._conn is not None

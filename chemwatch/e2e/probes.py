@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import httpx
 import psycopg
@@ -200,11 +201,13 @@ class ProbePublisher(_Thread):
             client.loop_stop()
 
 
-class ConditionReader(_Thread):
-    """Consumes the private ``conditions`` topic and notes probe activations."""
+class _TopicReader(_Thread):
+    """Consumes one private topic in its own event loop; ``note`` looks at each poll."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, log: ProbeLog) -> None:
-        super().__init__("condition-reader")
+    offset_reset = "earliest"
+
+    def __init__(self, name: str, kafka: KafkaSettings, topic: str, log: ProbeLog) -> None:
+        super().__init__(name)
         self.kafka, self.topic, self.log = kafka, topic, log
         self.ready = threading.Event()
 
@@ -218,7 +221,7 @@ class ConditionReader(_Thread):
         consumer = AIOKafkaConsumer(
             self.topic,
             **kafka_clients.connection_options(self.kafka),
-            auto_offset_reset="earliest",
+            auto_offset_reset=self.offset_reset,
             enable_auto_commit=False,
         )
         await consumer.start()
@@ -228,57 +231,49 @@ class ConditionReader(_Thread):
                 batch = await consumer.getmany(timeout_ms=200)
                 now = time.time()
                 for records in batch.values():
-                    for r in records:
-                        data = json.loads(r.value)
-                        sensor = data["sensors"][0]
-                        if data["state"] == "active" and sensor.startswith("PROBE-"):
-                            key = (sensor, _ms(data["ts"]))
-                            self.log.see(self.log.condition, key, now)
-                            self.log.see(self.log.produced, key, r.timestamp / 1000)
+                    self.note(records, now)
         finally:
             await consumer.stop()
 
+    def note(self, records: list[Any], now: float) -> None:
+        """Note what the probe log needs from one partition's records, received at ``now``."""
+        raise NotImplementedError
 
-class ReadingsReader(_Thread):
+
+class ConditionReader(_TopicReader):
+    """Consumes the private ``conditions`` topic and notes probe activations."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, log: ProbeLog) -> None:
+        super().__init__("condition-reader", kafka, topic, log)
+
+    def note(self, records: list[Any], now: float) -> None:
+        for r in records:
+            data = json.loads(r.value)
+            sensor = data["sensors"][0]
+            if data["state"] == "active" and sensor.startswith("PROBE-"):
+                key = (sensor, _ms(data["ts"]))
+                self.log.see(self.log.condition, key, now)
+                self.log.see(self.log.produced, key, r.timestamp / 1000)
+
+
+class ReadingsReader(_TopicReader):
     """Consumes the private ``readings`` topic and notes, for the probe unit's records,
     the record timestamp (when the bridge handed it to its producer)."""
 
+    offset_reset = "latest"
+    _probe_key = PROBE_UNIT.encode()
+
     def __init__(self, kafka: KafkaSettings, topic: str, log: ProbeLog) -> None:
-        super().__init__("readings-reader")
-        self.kafka, self.topic, self.log = kafka, topic, log
-        self.ready = threading.Event()
+        super().__init__("readings-reader", kafka, topic, log)
 
-    def run(self) -> None:
-        try:
-            asyncio.run(self._consume())
-        except BaseException as exc:
-            self.error = exc
-
-    async def _consume(self) -> None:
-        consumer = AIOKafkaConsumer(
-            self.topic,
-            **kafka_clients.connection_options(self.kafka),
-            auto_offset_reset="latest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        self.ready.set()
-        probe_key = PROBE_UNIT.encode()
-        try:
-            while not self.stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    for r in records:
-                        if r.key != probe_key:
-                            continue  # only the probe unit's records are decoded
-                        b = decode_batch(r.value or b"")
-                        ids = b.sensor_ids[b.sensor_code]
-                        for sensor, ts in zip(ids, b.ts_ns // 1_000_000, strict=True):
-                            self.log.see(
-                                self.log.sent_to_kafka, (str(sensor), int(ts)), r.timestamp / 1000
-                            )
-        finally:
-            await consumer.stop()
+    def note(self, records: list[Any], now: float) -> None:
+        for r in records:
+            if r.key != self._probe_key:
+                continue  # only the probe unit's records are decoded
+            b = decode_batch(r.value or b"")
+            ids = b.sensor_ids[b.sensor_code]
+            for sensor, ts in zip(ids, b.ts_ns // 1_000_000, strict=True):
+                self.log.see(self.log.sent_to_kafka, (str(sensor), int(ts)), r.timestamp / 1000)
 
 
 class SseReader(_Thread):
