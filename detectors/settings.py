@@ -19,9 +19,9 @@ class DetectorOptions(Section):
     # How often the clock is consulted for stale sensors (no reading for k x interval).
     tick_interval_s: float = Field(default=1.0, gt=0)
     # Plain PostgreSQL: the batch transaction only appends its rollup aggregates (a COPY
-    # into rollup_pending); they are folded into readings_1m/1h after the batch's
-    # conditions are published, so the upserts are off the alarm path (migration 0041).
-    # False folds them inside the batch transaction, as before.
+    # into rollup_pending); they are folded into readings_1m/1h once per tick, so the
+    # upserts are off the batches' path (migration 0041). False folds them inside each
+    # batch transaction, as before.
     defer_rollups: bool = True
     # Test hook for the crash-safety tests: exit hard (as kill -9 would) right before
     # the database commit of the N-th batch. 0 = never.

@@ -117,11 +117,11 @@ class Worker:
                         events, _offsets = await self.in_db_thread(self._store, polled)
                         await self._publish_safely(producer, events)
                         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-                        await self.in_db_thread(self._fold_rollups)
                     if time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + opts.tick_interval_s
                         await self._publish_safely(producer, await self.in_db_thread(self._tick))
-                        # rows left pending while another worker was folding
+                        # once per tick, not per batch: partial aggregates of the same
+                        # buckets merge, and the batches in between commit only once
                         await self.in_db_thread(self._fold_rollups)
                     if self._outbox_pending and time.monotonic() >= self._outbox_retry_at:
                         await self._publish_outbox(producer)
