@@ -91,11 +91,15 @@ class _KeyCache:
 
     def learn(self, pair: tuple[str, str], key: int) -> None:
         """Record a committed key (dropping the entry of the sensor's previous unit)."""
+        self.forget_moved(pair)
+        self.known[pair] = key
+        self.unit_of[pair[0]] = pair[1]
+
+    def forget_moved(self, pair: tuple[str, str]) -> None:
+        """Drop the known entry of the sensor under another unit than ``pair``'s."""
         old = self.unit_of.get(pair[0])
         if old is not None and old != pair[1]:
             self.known.pop((pair[0], old), None)
-        self.known[pair] = key
-        self.unit_of[pair[0]] = pair[1]
 
 
 _CACHES: weakref.WeakKeyDictionary[psycopg.Connection[Any], _KeyCache] = weakref.WeakKeyDictionary()
@@ -192,16 +196,8 @@ def _append_pending(
     """Append a batch's per-minute and per-hour aggregates (sorted by sensor, time) to
     rollup_pending: one COPY into a table without indexes, in the caller's transaction."""
     levels = _levels(sensor_code, unit_code, unit_ids, ts_ns, value)
-    payload = b"".join(
-        [pgcopy.HEADER]
-        + [
-            _rollup_payload(b, np.ones(len(b.bucket_ns), bool), sensor_ids, unit_ids, hourly)[
-                len(pgcopy.HEADER) : -len(pgcopy.TRAILER)
-            ]
-            for hourly, b in zip((False, True), levels, strict=True)
-        ]
-        + [pgcopy.TRAILER]
-    )
+    every = [np.ones(len(b.bucket_ns), bool) for b in levels]
+    payload = _both_levels_payload(levels, every, sensor_ids, unit_ids)
     with cur.copy(f"COPY rollup_pending ({_ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(payload)
 
@@ -323,9 +319,7 @@ def _sensor_keys(
         for i, pair in zip(missing, asked, strict=True):
             keys[i] = found[pair[0]]
             cache.pending[pair] = keys[i]
-            old = cache.unit_of.get(pair[0])
-            if old is not None and old != pair[1]:
-                cache.known.pop((pair[0], old), None)  # moved: the old pair is stale
+            cache.forget_moved(pair)
     key_of_code = np.zeros(len(sensor_ids), np.int32)
     key_of_code[present] = keys
     return key_of_code
@@ -398,16 +392,7 @@ def fold_rollups(
         _remember_buckets(state, keys, levels)
     if not any(u.any() for u in upsert):
         return
-    payload = b"".join(
-        [pgcopy.HEADER]
-        + [
-            _rollup_payload(b, mask, sensor_ids, unit_ids, hourly)[
-                len(pgcopy.HEADER) : -len(pgcopy.TRAILER)
-            ]
-            for hourly, b, mask in zip((False, True), levels, upsert, strict=True)
-        ]
-        + [pgcopy.TRAILER]
-    )
+    payload = _both_levels_payload(levels, upsert, sensor_ids, unit_ids)
     cur.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_ROLLUP_STAGE} (hourly boolean NOT NULL,"
         " bucket timestamptz NOT NULL, sensor_id text NOT NULL, unit_id text NOT NULL,"
@@ -492,6 +477,23 @@ def _stored_buckets(
         old = present[np.asarray(codes, np.int64)] * span + (stored_ns - first) // width
         masks.append(np.isin(key, old))
     return masks
+
+
+def _both_levels_payload(
+    levels: tuple[rollups.Buckets, ...],
+    masks: list[np.ndarray],
+    sensor_ids: list[str],
+    unit_ids: list[str],
+) -> bytes:
+    """One COPY payload of the selected buckets of both levels, with the ``hourly``
+    column (the layout of ``rollups_stage`` and ``rollup_pending``)."""
+    body = [
+        _rollup_payload(b, mask, sensor_ids, unit_ids, hourly)[
+            len(pgcopy.HEADER) : -len(pgcopy.TRAILER)
+        ]
+        for hourly, b, mask in zip((False, True), levels, masks, strict=True)
+    ]
+    return b"".join([pgcopy.HEADER, *body, pgcopy.TRAILER])
 
 
 def _rollup_payload(

@@ -24,11 +24,12 @@ CREATE TABLE IF NOT EXISTS rollup_pending (
     last_time   timestamptz      NOT NULL
 );
 
--- Fold every pending row visible now into the rollup tables (same merge rules as
--- fold_staged_rollups(), 0009) and delete it; returns the rows folded, or -1 when
--- another session is folding (its rows and ours are folded by it or by the next call;
--- one folder at a time also keeps two folds from upserting the same buckets in
--- different orders, a deadlock).
+-- Fold every pending row visible now into the rollup tables and delete it; returns the
+-- rows folded, or -1 when another session is folding (its rows and ours are folded by
+-- it or by the next call; one folder at a time also keeps two folds from upserting the
+-- same buckets in different orders, a deadlock). The partials of each (level, sensor,
+-- bucket) are merged here and handed to fold_staged_rollups() (0009), the merge the
+-- writer's own batches go through, via the session's rollups_stage.
 CREATE OR REPLACE FUNCTION fold_pending_rollups() RETURNS bigint
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -38,46 +39,22 @@ BEGIN
                                      hashtext(current_schema())) THEN
         RETURN -1;
     END IF;
+    -- the writer creates the same table (common/store.py) when it folds in-transaction
+    CREATE TEMP TABLE IF NOT EXISTS rollups_stage (LIKE rollup_pending) ON COMMIT DELETE ROWS;
     WITH gone AS (
         DELETE FROM rollup_pending RETURNING *
-    ), g AS (
-        SELECT hourly, bucket, sensor_id, min(unit_id) AS unit_id, sum(samples) AS samples,
-               sum(value_sum) AS value_sum, min(value_min) AS value_min,
-               max(value_max) AS value_max,
+    ), staged AS (
+        INSERT INTO rollups_stage (hourly, bucket, sensor_id, unit_id, samples, value_sum,
+                                   value_min, value_max, value_last, last_time)
+        SELECT hourly, bucket, sensor_id, min(unit_id), sum(samples), sum(value_sum),
+               min(value_min), max(value_max),
                -- the value of the partial with the latest reading (times are unique per sensor)
-               (max(ARRAY[extract(epoch FROM last_time)::float8, value_last]))[2] AS value_last,
-               max(last_time) AS last_time
+               (max(ARRAY[extract(epoch FROM last_time)::float8, value_last]))[2],
+               max(last_time)
           FROM gone GROUP BY hourly, bucket, sensor_id
-    ), m AS (
-        INSERT INTO readings_1m AS r (bucket, sensor_id, unit_id, samples, value_sum,
-                                      value_min, value_max, value_last, last_time)
-        SELECT bucket, sensor_id, unit_id, samples, value_sum, value_min, value_max,
-               value_last, last_time
-          FROM g WHERE NOT hourly ORDER BY sensor_id, bucket
-        ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-            samples = r.samples + EXCLUDED.samples,
-            value_sum = COALESCE(r.value_sum + EXCLUDED.value_sum, r.value_sum, EXCLUDED.value_sum),
-            value_min = LEAST(r.value_min, EXCLUDED.value_min),
-            value_max = GREATEST(r.value_max, EXCLUDED.value_max),
-            value_last = CASE WHEN EXCLUDED.last_time >= r.last_time
-                              THEN EXCLUDED.value_last ELSE r.value_last END,
-            last_time = GREATEST(r.last_time, EXCLUDED.last_time)
-    ), h AS (
-        INSERT INTO readings_1h AS r (bucket, sensor_id, unit_id, samples, value_sum,
-                                      value_min, value_max, value_last, last_time)
-        SELECT bucket, sensor_id, unit_id, samples, value_sum, value_min, value_max,
-               value_last, last_time
-          FROM g WHERE hourly ORDER BY sensor_id, bucket
-        ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-            samples = r.samples + EXCLUDED.samples,
-            value_sum = COALESCE(r.value_sum + EXCLUDED.value_sum, r.value_sum, EXCLUDED.value_sum),
-            value_min = LEAST(r.value_min, EXCLUDED.value_min),
-            value_max = GREATEST(r.value_max, EXCLUDED.value_max),
-            value_last = CASE WHEN EXCLUDED.last_time >= r.last_time
-                              THEN EXCLUDED.value_last ELSE r.value_last END,
-            last_time = GREATEST(r.last_time, EXCLUDED.last_time)
     )
     SELECT count(*) INTO folded FROM gone;
+    PERFORM fold_staged_rollups();  -- also empties the stage
     RETURN folded;
 END
 $fn$;
