@@ -178,6 +178,13 @@ BEGIN
         RETURN 0;
     END IF;
     PERFORM ensure_time_partitions(lo, hi);
+    -- the session's rollup stage, as common/store.py creates it
+    CREATE TEMP TABLE IF NOT EXISTS rollups_stage (
+        hourly boolean NOT NULL, bucket timestamptz NOT NULL, sensor_id text NOT NULL,
+        unit_id text NOT NULL, samples bigint NOT NULL, value_sum double precision,
+        value_min double precision, value_max double precision,
+        value_last double precision, last_time timestamptz NOT NULL
+    ) ON COMMIT DELETE ROWS;
     WITH ins AS (
         INSERT INTO readings_raw (time, sensor_key, quality, value, ingest_time)
         SELECT time, sensor_key, quality, value, ingest_time FROM raw_stage
@@ -193,38 +200,23 @@ BEGIN
                max(ins.time) AS last_time
           FROM ins JOIN sensor_keys k ON k.sensor_key = ins.sensor_key
          GROUP BY 1, 2
-    ), m AS (
-        INSERT INTO readings_1m AS r (bucket, sensor_id, unit_id, samples, value_sum,
-                                      value_min, value_max, value_last, last_time)
-        SELECT bucket, sensor_id, unit_id, samples, value_sum, value_min, value_max,
+    ), staged AS (
+        -- merged into the rollup tables by fold_staged_rollups() (0009), the merge of
+        -- the writer's direct path
+        INSERT INTO rollups_stage (hourly, bucket, sensor_id, unit_id, samples, value_sum,
+                                   value_min, value_max, value_last, last_time)
+        SELECT false, bucket, sensor_id, unit_id, samples, value_sum, value_min, value_max,
                last_pair[2], last_time
           FROM minute
-        ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-            samples = r.samples + EXCLUDED.samples,
-            value_sum = COALESCE(r.value_sum + EXCLUDED.value_sum, r.value_sum, EXCLUDED.value_sum),
-            value_min = LEAST(r.value_min, EXCLUDED.value_min),
-            value_max = GREATEST(r.value_max, EXCLUDED.value_max),
-            value_last = CASE WHEN EXCLUDED.last_time >= r.last_time
-                              THEN EXCLUDED.value_last ELSE r.value_last END,
-            last_time = GREATEST(r.last_time, EXCLUDED.last_time)
-    ), h AS (
-        INSERT INTO readings_1h AS r (bucket, sensor_id, unit_id, samples, value_sum,
-                                      value_min, value_max, value_last, last_time)
-        SELECT time_bucket(interval '1 hour', bucket), sensor_id, min(unit_id), sum(samples),
-               sum(value_sum), min(value_min), max(value_max),
+        UNION ALL
+        SELECT true, time_bucket(interval '1 hour', bucket), sensor_id, min(unit_id),
+               sum(samples), sum(value_sum), min(value_min), max(value_max),
                (max(ARRAY[extract(epoch FROM last_time)::float8, last_pair[2]]))[2],
                max(last_time)
-          FROM minute GROUP BY 1, 2
-        ON CONFLICT (sensor_id, bucket) DO UPDATE SET
-            samples = r.samples + EXCLUDED.samples,
-            value_sum = COALESCE(r.value_sum + EXCLUDED.value_sum, r.value_sum, EXCLUDED.value_sum),
-            value_min = LEAST(r.value_min, EXCLUDED.value_min),
-            value_max = GREATEST(r.value_max, EXCLUDED.value_max),
-            value_last = CASE WHEN EXCLUDED.last_time >= r.last_time
-                              THEN EXCLUDED.value_last ELSE r.value_last END,
-            last_time = GREATEST(r.last_time, EXCLUDED.last_time)
+          FROM minute GROUP BY 2, 3
     )
     SELECT count(*) INTO inserted FROM ins;
+    PERFORM fold_staged_rollups();  -- also empties the stage
     RETURN inserted;
 END
 $fn$;
