@@ -29,6 +29,7 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 from psycopg import sql
 
+from chemwatch.bench_load import delete_topics
 from common.conditions import ConditionEvent, event_id, occurrence_id
 from common.migrate import migrate
 from common.registry import load_registry
@@ -168,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         proc.wait(30)
         with psycopg.connect(settings.database.conninfo(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        asyncio.run(delete_topics(settings, f"{tag}.conditions", f"{tag}.alarms"))
     result = _summary(sent, seen, args)
     if args.plot:
         _plot(sent, seen, args.plot, result)
