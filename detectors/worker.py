@@ -43,6 +43,7 @@ from detectors.config import build_suite
 from detectors.events import condition_events, mspc_events
 from detectors.multivariate import PcaModel, UnitMspc
 from detectors.redundancy import GroupDetector, groups_from_registry
+from detectors.rollup_folder import RollupFolder
 from detectors.settings import DetectorSettings
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,13 @@ class Worker:
         self._dirty: set[int] = set()
         self._next_checkpoint = 0.0
         self._checkpointed: dict[TopicPartition, int] = {}  # to commit to Kafka (advisory)
+        # Events Kafka has acknowledged, marked published in the next transaction we run
+        # anyway (a commit of their own cost one fsync per batch on the alarm path). Lost
+        # in a crash, they are only published again: event ids make that harmless.
+        self._to_mark: list[str] = []
+        self._folder = (
+            RollupFolder(settings.database.conninfo()) if settings.detectors.defer_rollups else None
+        )
 
     def healthy(self) -> bool:
         """Consuming and connected to the database."""
@@ -121,8 +129,9 @@ class Worker:
                         next_tick = time.monotonic() + opts.tick_interval_s
                         await self._publish_safely(producer, await self.in_db_thread(self._tick))
                         # once per tick, not per batch: partial aggregates of the same
-                        # buckets merge, and the batches in between commit only once
-                        await self.in_db_thread(self._fold_rollups)
+                        # buckets merge; beside the poll loop, not in its way
+                        if self._folder is not None:
+                            self._folder.kick()
                     if self._outbox_pending and time.monotonic() >= self._outbox_retry_at:
                         await self._publish_outbox(producer)
                     if self._dirty and time.monotonic() >= self._next_checkpoint:
@@ -140,6 +149,8 @@ class Worker:
             await self._checkpoint_now()
             await consumer.stop()
             await producer.stop()
+            if self._folder is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self._folder.close)
             await self.in_db_thread(self._conn.close)
             self._db.shutdown()
             log.info("detector worker stopped")
@@ -199,10 +210,13 @@ class Worker:
         found = [(d, _only(tr, self.owned)) for d, tr in self.suite.tick(now)]
         events = self._events(found)
         if not events:
+            self._flush_marks()  # a quiet topic: no batch transaction to carry them
             return []
         units = np.unique(self.unit_code[np.concatenate([tr.sensor for _, tr in found])])
         with self._conn.transaction():
             store.insert_anomalies(self._conn, events)
+            marked = self._mark_published_in_txn()
+        del self._to_mark[:marked]
         self._dirty.update(int(u) for u in units)  # their state goes out with the checkpoint
         self._count({"ts": np.array([], np.int64)}, 0, events)
         return events
@@ -253,6 +267,8 @@ class Worker:
             return
         with self._conn.transaction():
             self._write_checkpoint(self._positions)
+            marked = self._mark_published_in_txn()
+        del self._to_mark[:marked]
         self._after_checkpoint(self._positions)
 
     def _write_checkpoint(self, positions: dict[TopicPartition, int]) -> None:
@@ -297,11 +313,13 @@ class Worker:
                 defer_rollups=self.settings.detectors.defer_rollups,
             )
             store.insert_anomalies(self._conn, events)
+            marked = self._mark_published_in_txn()
             self._dirty.update(int(u) for u in units)
             due = time.monotonic() >= self._next_checkpoint
             if due:
                 self._write_checkpoint({**self._positions, **offsets})
             self._maybe_crash()
+        del self._to_mark[:marked]
         self._positions.update(offsets)
         if due:
             self._after_checkpoint(self._positions)
@@ -400,7 +418,10 @@ class Worker:
     def _outbox(self) -> list[ConditionEvent]:
         assert self._conn is not None
         with self._conn.transaction():
-            return store.unpublished_anomalies(self._conn)
+            marked = self._mark_published_in_txn()  # or they would be sent twice
+            events = store.unpublished_anomalies(self._conn)
+        del self._to_mark[:marked]
+        return events
 
     async def _publish(self, producer: Any, events: list[ConditionEvent]) -> None:
         if not events:
@@ -410,7 +431,7 @@ class Worker:
         await asyncio.gather(*futures)
         for e in events:
             log.info("condition %s %s: %s", e.state, e.condition, e.explanation)
-        await self.in_db_thread(self._mark_published, [e.event_id for e in events])
+        self._to_mark.extend(e.event_id for e in events)
 
     async def _publish_safely(self, producer: Any, events: list[ConditionEvent]) -> None:
         """Publish; when Kafka cannot take them, the events wait in the outbox (they are
@@ -430,16 +451,21 @@ class Worker:
         self._outbox_pending = False
         await self._publish_safely(producer, await self.in_db_thread(self._outbox))
 
-    def _fold_rollups(self) -> None:
-        """Fold pending rollup rows (every writer's) into the rollup tables."""
+    def _mark_published_in_txn(self) -> int:
+        """Mark the acknowledged events published in the caller's transaction; return
+        how many, for the caller to drop from the list once the transaction committed
+        (events acknowledged meanwhile stay behind them)."""
         assert self._conn is not None
-        if self.settings.detectors.defer_rollups:
-            store.fold_pending_rollups(self._conn)
+        n = len(self._to_mark)
+        store.mark_published(self._conn, self._to_mark[:n])
+        return n
 
-    def _mark_published(self, ids: list[str]) -> None:
+    def _flush_marks(self) -> None:
         assert self._conn is not None
-        with self._conn.transaction():
-            store.mark_published(self._conn, ids)
+        if self._to_mark:
+            with self._conn.transaction():
+                marked = self._mark_published_in_txn()
+            del self._to_mark[:marked]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
