@@ -134,6 +134,13 @@ def test_simulated_breach_raises_and_clears_an_alarm(
         ("HH", "cleared"),
     }
     assert all(r.key == UNIT.encode() for r in records)
+    # The outbox empties: events Kafka acknowledged are marked published (in the worker's
+    # next transaction, or within a tick when no batch comes).
+    wait_until(
+        lambda: db.execute("SELECT count(*) FROM anomalies WHERE NOT published").fetchone()[0] == 0,
+        10,
+        "every condition event marked published",
+    )
 
     auth = {"Authorization": f"Bearer {OPERATOR}"}
     alarms = wait_until(
