@@ -14,6 +14,12 @@ maintain readings_1m / readings_1h):
   and folded in with one COPY + one upsert per rollup table.
 - ``write_path_2x``: the same with two writers (connections, threads) at once, each with
   half of the sensors, as two detector workers on different Kafka partitions.
+- ``write_path_deferred``: what a detector worker does by default (``defer_rollups``):
+  each batch transaction COPYs its rows into readings_raw and its rollup partials into
+  rollup_pending; the worker's RollupFolder folds them into readings_1m / readings_1h
+  once a second on a connection of its own, beside the writes. Timed until the last
+  fold has finished, so every rollup is done when the clock stops.
+  ``write_path_deferred_2x``: the same with two writers and the one folder.
 - ``write_path_upsert_rollups``: the write path's direct COPY with every rollup bucket
   upserted (INSERT ... ON CONFLICT DO UPDATE) instead of COPYing the new ones.
 - ``previous_write_path``: the design before migration 0009, in time order: COPY into a
@@ -36,7 +42,8 @@ running writer has them cached), so they measure the writes, not the key lookups
 - ``write_path_replay``: the write path on a batch already stored (all duplicates).
 
 ``--repeat N`` runs N rounds (methods interleaved, so a burst of load elsewhere hits
-all of them) and reports each cell's best round. ``--plot`` writes a bar chart (PNG).
+all of them) and reports each cell's best round, and its median (``median_rows_per_s``
+and every round's figure in ``rounds_rows_per_s`` of the JSON). ``--plot`` writes a bar chart (PNG).
 """
 
 from __future__ import annotations
@@ -62,11 +69,14 @@ from common.cli import add_common_arguments
 from common.migrate import flavour_of, migrate
 from common.process import guarded, settings_from_args
 from common.settings import BaseProcessSettings
+from detectors.rollup_folder import RollupFolder
 
 BATCHES = (1_000, 10_000, 100_000)
 METHODS = (
     "write_path",
     "write_path_2x",
+    "write_path_deferred",
+    "write_path_deferred_2x",
     "write_path_upsert_rollups",
     "previous_write_path",
     "stage_upsert_rollups",
@@ -79,6 +89,7 @@ METHODS = (
     "write_path_replay",
 )
 DEDUP = {m: not m.startswith("copy_") for m in METHODS}
+DEFERRED = "write_path_deferred"
 DEFAULT_PLOT = Path("reports/bench_storage.png")
 COLUMNS = "time, sensor_key, quality, value, ingest_time"  # readings_raw (migration 0040)
 TEXT_COLUMNS = "time, sensor_id, unit_id, value, quality, ingest_time"
@@ -307,6 +318,8 @@ def _key_sorted(b: dict[str, Any]) -> dict[str, Any]:
 WRITERS: dict[str, Callable[[psycopg.Connection[Any], dict[str, Any]], None]] = {
     "write_path": write_path,
     "write_path_2x": write_path,
+    "write_path_deferred": write_path,
+    "write_path_deferred_2x": write_path,
     "write_path_upsert_rollups": write_path_upsert_rollups,
     "previous_write_path": previous_write_path,
     "stage_upsert_rollups": stage_upsert_rollups,
@@ -332,11 +345,14 @@ def measure(
     conn.execute("TRUNCATE readings_raw")  # sensor_keys stay: a running writer knows them
     store.forget_writer_state(conn)  # its newest rollup buckets are gone with the tables
     if flavour_of(conn) == "postgres":
-        conn.execute("TRUNCATE readings_1m, readings_1h")
+        conn.execute("TRUNCATE readings_1m, readings_1h, rollup_pending")
     writer = WRITERS[method]
     n_rows = max(batch, n_rows - n_rows % batch)
-    if method == "write_path_2x":
-        elapsed = _two_writers(conninfo, data.halves(n_rows, batch))
+    if method in ("write_path_2x", "write_path_deferred_2x"):
+        elapsed = _two_writers(conninfo, data.halves(n_rows, batch), method.startswith(DEFERRED))
+    elif method == "write_path_deferred":
+        slices = [data.slice(lo, lo + batch) for lo in range(0, n_rows, batch)]
+        elapsed = _deferred(conninfo, [(conn, slices)])
     else:
         slices = [data.slice(lo, lo + batch) for lo in range(0, n_rows, batch)]
         if method == "write_path_replay":  # store once, time the replay
@@ -352,6 +368,8 @@ def measure(
     stored = conn.execute("SELECT count(*) FROM readings").fetchone()
     if stored is None or stored[0] != n_rows:
         raise RuntimeError(f"{method}: {stored} rows stored, expected {n_rows}")
+    if method.startswith(DEFERRED) or method in ("write_path", "write_path_2x"):
+        _check_rollups(conn, method, n_rows)
     return {
         "method": method,
         "batch": batch,
@@ -363,39 +381,88 @@ def measure(
     }
 
 
-def _two_writers(conninfo: str, parts: list[list[dict[str, Any]]]) -> float:
+def _two_writers(conninfo: str, parts: list[list[dict[str, Any]]], defer: bool) -> float:
     """Wall-clock seconds for two connections writing their batches concurrently."""
     conns = [psycopg.connect(conninfo, autocommit=True) for _ in parts]
+    try:
+        if defer:
+            return _deferred(conninfo, list(zip(conns, parts, strict=True)))
+        return _concurrently(list(zip(conns, parts, strict=True)), defer=False)
+    finally:
+        for c in conns:
+            c.close()
+
+
+def _concurrently(
+    writers: list[tuple[psycopg.Connection[Any], list[dict[str, Any]]]], defer: bool
+) -> float:
+    """Wall-clock seconds for the writers (one thread each) to write their batches."""
     errors: list[BaseException] = []
-    start = threading.Barrier(len(parts) + 1)
+    start = threading.Barrier(len(writers) + 1)
 
     def work(conn: psycopg.Connection[Any], batches: list[dict[str, Any]]) -> None:
         start.wait()
         try:
             for b in batches:
                 with conn.transaction():
-                    store.write_readings(conn, **b)
+                    store.write_readings(conn, **b, defer_rollups=defer)
         except BaseException as exc:  # reported by the caller
             errors.append(exc)
 
-    threads = [
-        threading.Thread(target=work, args=(c, p), daemon=True)
-        for c, p in zip(conns, parts, strict=True)
-    ]
-    try:
-        for t in threads:
-            t.start()
-        start.wait()
-        started = time.perf_counter()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
-    finally:
-        for c in conns:
-            c.close()
+    threads = [threading.Thread(target=work, args=w, daemon=True) for w in writers]
+    for t in threads:
+        t.start()
+    start.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
     if errors:
-        raise RuntimeError(f"write_path_2x: {errors[0]!r}") from errors[0]
+        raise RuntimeError(f"writer failed: {errors[0]!r}") from errors[0]
     return elapsed
+
+
+def _deferred(
+    conninfo: str, writers: list[tuple[psycopg.Connection[Any], list[dict[str, Any]]]]
+) -> float:
+    """The writers with deferred rollups while a RollupFolder folds once a second, as
+    in a detector worker; wall-clock seconds until the last fold is done."""
+    folder = RollupFolder(conninfo)
+    done = threading.Event()
+
+    def fold_every_second() -> None:
+        while not done.wait(1.0):
+            folder.kick()
+
+    ticker = threading.Thread(target=fold_every_second, daemon=True)
+    try:
+        started = time.perf_counter()
+        ticker.start()
+        writing = _concurrently(writers, defer=True)
+        done.set()
+        ticker.join()
+        folder.wait()
+        folder.kick()  # what the last batches left pending
+        folder.wait()
+        total = time.perf_counter() - started
+    finally:
+        done.set()
+        folder.close()
+    # _concurrently's clock starts at its barrier, a hair after ours: take the longer.
+    return max(total, writing)
+
+
+def _check_rollups(conn: psycopg.Connection[Any], method: str, n_rows: int) -> None:
+    """Every row counted once in each rollup table (plain PostgreSQL), none pending."""
+    if flavour_of(conn) != "postgres":
+        return
+    for table in ("readings_1m", "readings_1h"):
+        row = conn.execute(f"SELECT coalesce(sum(samples), 0) FROM {table}").fetchone()
+        if row is None or int(row[0]) != n_rows:
+            raise RuntimeError(f"{method}: {table} counts {row} readings, expected {n_rows}")
+    row = conn.execute("SELECT count(*) FROM rollup_pending").fetchone()
+    if row is None or int(row[0]) != 0:
+        raise RuntimeError(f"{method}: {row} rollup rows still pending")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -407,6 +474,7 @@ def run(args: argparse.Namespace) -> int:
         methods = args.method or list(METHODS)
         data = Data(max(args.rows, *batches), args.sensors)
         best: dict[tuple[str, int], dict[str, Any]] = {}
+        rounds: dict[tuple[str, int], list[int]] = {}
         load_before = round(os.getloadavg()[0], 2)
         migrate(database)
         try:
@@ -429,13 +497,22 @@ def run(args: argparse.Namespace) -> int:
                                 flush=True,
                             )
                             r = measure(conn, method, batch, data, rows, database.conninfo())
+                            rounds.setdefault((method, batch), []).append(r["rows_per_s"])
                             old = best.get((method, batch))
                             if old is None or r["rows_per_s"] > old["rows_per_s"]:
                                 best[(method, batch)] = r
         finally:
             with psycopg.connect(settings.database.conninfo(), autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-        results = [best[(m, b)] for m in methods for b in batches]
+        results = [
+            best[(m, b)]
+            | {
+                "rounds_rows_per_s": rounds[(m, b)],
+                "median_rows_per_s": round(float(np.median(rounds[(m, b)]))),
+            }
+            for m in methods
+            for b in batches
+        ]
         summary = {
             "flavour": flavour,
             "server_version": version,
@@ -469,10 +546,15 @@ def _print_table(summary: dict[str, Any], batches: list[int], methods: list[str]
         f" best of {summary['repeat']}; load average {load['before']} -> {load['after']})"
     )
     print(f"{'method':<28}{'dedup':>6}" + "".join(f"{b:>12,}" for b in batches))
-    by = {(r["method"], r["batch"]): r["rows_per_s"] for r in summary["results"]}
+    by = {(r["method"], r["batch"]): r for r in summary["results"]}
     for m in methods:
-        cells = "".join(f"{by.get((m, b), 0):>12,}" for b in batches)
+        cells = "".join(f"{by[(m, b)]['rows_per_s']:>12,}" for b in batches)
         print(f"{m:<28}{'yes' if DEDUP[m] else 'NO':>6}{cells}")
+    if summary["repeat"] > 1:
+        print(f"median of {summary['repeat']} rounds:")
+        for m in methods:
+            cells = "".join(f"{by[(m, b)]['median_rows_per_s']:>12,}" for b in batches)
+            print(f"{m:<28}{'yes' if DEDUP[m] else 'NO':>6}{cells}")
 
 
 def plot(summary: dict[str, Any], batches: list[int], methods: list[str], path: Path) -> Path:
