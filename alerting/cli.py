@@ -20,6 +20,7 @@ from alerting.relay import run_relay
 from alerting.settings import AlertingSettings
 from alerting.ticker import run_ticker
 from common.cli import add_common_arguments
+from common.heap import settle_heap
 from common.migrate import migrate
 from common.process import guarded, module_main, settings_from_args
 from common.service import setup_logging, stop_on_signals
@@ -74,6 +75,7 @@ async def _serve(settings: AlertingSettings) -> None:
         timeout_graceful_shutdown=2,  # live streams (SSE) would otherwise hold the exit
     )
     server = uvicorn.Server(config)
+    settle_heap()
     stop = stop_on_signals()
     try:
         async with asyncio.TaskGroup() as tasks:

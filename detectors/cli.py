@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from common.cli import add_common_arguments
+from common.heap import settle_heap
 from common.process import guarded, module_main, settings_from_args
 from common.registry import Registry, load_registry
 from common.service import HealthServer, setup_logging, stop_on_signals
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(settings: DetectorSettings, registry: Registry) -> None:
     worker = Worker(settings, registry)
+    settle_heap()
     with HealthServer(settings.http.host, settings.http.port, worker.healthy):
         await worker.run(stop_on_signals())
 

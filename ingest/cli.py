@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from common.cli import add_common_arguments
+from common.heap import settle_heap
 from common.process import guarded, module_main, settings_from_args
 from common.registry import Registry, load_registry
 from common.service import HealthServer, setup_logging, stop_on_signals
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(settings: IngestSettings, registry: Registry) -> None:
     bridge = Bridge(settings, registry)
+    settle_heap()
     with HealthServer(settings.http.host, settings.http.port, bridge.healthy, bridge.health):
         await bridge.run(stop_on_signals())
 
