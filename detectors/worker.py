@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import psycopg
@@ -299,32 +299,59 @@ class Worker:
         events = self.detect(cols)
         sensors, codes = np.unique(cols["sensor"], return_inverse=True)
         units, unit_codes = np.unique(self.unit_code[cols["sensor"]], return_inverse=True)
-        with metrics.DB_WRITE_SECONDS.time(), self._conn.transaction():
-            stored = store.write_readings(
-                self._conn,
-                [str(s) for s in self.registry.sensor_ids[sensors]],
-                codes,
-                [str(u) for u in self.unit_names[units]],
-                unit_codes,
-                cols["ts"],
-                cols["ingest"],
-                cols["value"],
-                cols["quality"],
-                defer_rollups=self.settings.detectors.defer_rollups,
-            )
-            store.insert_anomalies(self._conn, events)
-            marked = self._mark_published_in_txn()
-            self._dirty.update(int(u) for u in units)
-            due = time.monotonic() >= self._next_checkpoint
-            if due:
-                self._write_checkpoint({**self._positions, **offsets})
-            self._maybe_crash()
+        rows = {
+            "sensor_ids": [str(s) for s in self.registry.sensor_ids[sensors]],
+            "sensor_code": codes,
+            "unit_ids": [str(u) for u in self.unit_names[units]],
+            "unit_code": unit_codes,
+            "ts_ns": cols["ts"],
+            "ingest_ns": cols["ingest"],
+            "value": cols["value"],
+            "quality": cols["quality"],
+        }
+        self._dirty.update(int(u) for u in units)
+        with metrics.DB_WRITE_SECONDS.time():
+            try:
+                stored, marked, due = self._commit(rows, events, offsets, "raise")
+            except psycopg.errors.UniqueViolation:
+                # Some rows are stored already: a replay after a restart or a rebalance.
+                stored, marked, due = self._commit(rows, events, offsets, "staged")
+                log.info(
+                    "replayed poll: %d of %d readings were stored already",
+                    len(cols["ts"]) - stored,
+                    len(cols["ts"]),
+                )
         del self._to_mark[:marked]
         self._positions.update(offsets)
         if due:
             self._after_checkpoint(self._positions)
         self._count(cols, stored, events)
         return events, offsets
+
+    def _commit(
+        self,
+        rows: dict[str, Any],
+        events: list[ConditionEvent],
+        offsets: dict[TopicPartition, int],
+        on_conflict: Literal["raise", "staged"],
+    ) -> tuple[int, int, bool]:
+        """One poll's readings, condition events, publish marks and (when due) checkpoint in
+        one transaction; returns (rows stored, events marked, checkpoint written)."""
+        assert self._conn is not None
+        with self._conn.transaction():
+            stored = store.write_readings(
+                self._conn,
+                **rows,
+                defer_rollups=self.settings.detectors.defer_rollups,
+                on_conflict=on_conflict,
+            )
+            store.insert_anomalies(self._conn, events)
+            marked = self._mark_published_in_txn()
+            due = time.monotonic() >= self._next_checkpoint
+            if due:
+                self._write_checkpoint({**self._positions, **offsets})
+            self._maybe_crash()
+        return stored, marked, due
 
     def detect(self, cols: dict[str, np.ndarray]) -> list[ConditionEvent]:
         """Run the suite and the unit models on one poll's columns (no I/O)."""

@@ -16,7 +16,7 @@ from tests.fixtures.services import Isolation, database
 pytestmark = pytest.mark.integration
 
 
-def write(db: psycopg.Connection, n: int, shift: int = 0) -> int:
+def write(db: psycopg.Connection, n: int, shift: int = 0, on_conflict: str = "savepoint") -> int:
     rng = np.random.default_rng(7)
     sensors = ["A-1", "B-22", "Ünïcode-333"]
     step = np.arange(n) + shift
@@ -35,6 +35,7 @@ def write(db: psycopg.Connection, n: int, shift: int = 0) -> int:
             ts + 5_000,
             values,
             np.where(np.isnan(values), 2, 0),
+            on_conflict=on_conflict,  # type: ignore[arg-type]
         )
 
 
@@ -62,6 +63,20 @@ def test_replayed_rows_are_ignored(db: psycopg.Connection) -> None:
     assert write(db, 500) == 500
     assert write(db, 500, shift=250) == 250  # half overlaps
     assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 750
+
+
+def test_without_a_savepoint_a_replay_aborts_and_the_staged_redo_is_exact(
+    db: psycopg.Connection,
+) -> None:
+    """The detector worker's mode: no savepoint per batch; a replay raises, the caller's
+    transaction is rolled back whole, and the redo on the staged path stores the rest."""
+    assert write(db, 500, on_conflict="raise") == 500
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        write(db, 500, shift=250, on_conflict="raise")
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 500  # nothing half
+    assert write(db, 500, shift=250, on_conflict="staged") == 250
+    assert write(db, 100, shift=900, on_conflict="staged") == 100  # fresh rows: all stored
+    assert db.execute("SELECT count(*) FROM readings").fetchone()[0] == 850
 
 
 def test_migrations_are_idempotent_and_safe_concurrently(
