@@ -30,21 +30,32 @@ def publish_round(publisher: Publisher, iso: Isolation, start_ms: int, n: int) -
     return values
 
 
+def first_round_committed(
+    isolation: Isolation,
+    service_factory: ServiceFactory,
+    publisher: Publisher,
+    db: psycopg.Connection,
+) -> tuple[int, list[float]]:
+    """A bridge running, 150 readings committed by a worker that then stops cleanly;
+    returns the round's start (ms) and its values. The bridge keeps running."""
+    ingest = service_factory("ingest")
+    wait_until(lambda: "subscription confirmed" in ingest.log(), 60, "ingest to subscribe")
+    start_ms = int(time.time() * 1000) - 60_000
+    values = publish_round(publisher, isolation, start_ms, 150)
+    worker = service_factory("detectors")
+    wait_until(lambda: totals(db)[0] == 150, 60, "round 1 in the database")
+    assert worker.stop() == 0
+    return start_ms, values
+
+
 def test_kill_before_commit_loses_and_duplicates_nothing(
     isolation: Isolation,
     service_factory: ServiceFactory,
     publisher: Publisher,
     db: psycopg.Connection,
 ) -> None:
-    ingest = service_factory("ingest")
-    wait_until(lambda: "subscription confirmed" in ingest.log(), 60, "ingest to subscribe")
-    start_ms = int(time.time() * 1000) - 60_000
-
     # Round 1 is processed and committed normally.
-    first = publish_round(publisher, isolation, start_ms, 150)
-    worker = service_factory("detectors")
-    wait_until(lambda: totals(db)[0] == 150, 60, "round 1 in the database")
-    assert worker.stop() == 0
+    start_ms, first = first_round_committed(isolation, service_factory, publisher, db)
 
     # Round 2: the worker dies (exit 137, like kill -9) right before its first commit.
     second = publish_round(publisher, isolation, start_ms + 1000, 150)
@@ -84,13 +95,7 @@ def test_a_replayed_poll_is_redone_on_the_exact_path(
 ) -> None:
     """The worker COPYs without a savepoint; when a poll holds stored rows (its offsets
     were checkpointed before them), the transaction aborts and is redone exactly."""
-    ingest = service_factory("ingest")
-    wait_until(lambda: "subscription confirmed" in ingest.log(), 60, "ingest to subscribe")
-    start_ms = int(time.time() * 1000) - 60_000
-    first = publish_round(publisher, isolation, start_ms, 150)
-    worker = service_factory("detectors")
-    wait_until(lambda: totals(db)[0] == 150, 60, "round 1 in the database")
-    assert worker.stop() == 0
+    start_ms, first = first_round_committed(isolation, service_factory, publisher, db)
     db.execute("UPDATE consumer_offsets SET next_offset = 0")  # as if never checkpointed
 
     second = publish_round(publisher, isolation, start_ms + 1000, 30)
