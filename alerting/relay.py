@@ -59,6 +59,8 @@ async def run_relay(
     min_gap_s: float = 0.1,
 ) -> None:
     """Relay until ``stop`` is set."""
+    if not await kafka_clients.wait_for_kafka(kafka, stop, "alarm relay"):
+        return
     await kafka_clients.ensure_topics(kafka, kafka.alarms_topic)
     conninfo = database.conninfo()
     conn = await asyncio.to_thread(connect, conninfo, True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from common.errors import ChemWatchError, ServiceUnavailable
 from common.settings import KafkaSettings
 
 PROBE_TIMEOUT_S = 10.0
+log = logging.getLogger(__name__)
 
 
 class KafkaAccessError(ChemWatchError):
@@ -161,6 +163,30 @@ async def diagnose(kafka: KafkaSettings, failure: BaseException | None = None) -
         return KafkaUnavailable(f"{where}: cannot connect ({exc})")
     conn.close()
     return KafkaUnavailable(f"{where}: {failure or 'cannot start a client'}")
+
+
+async def wait_for_kafka(kafka: KafkaSettings, stop: asyncio.Event, who: str) -> bool:
+    """Wait, with backoff, until Kafka answers; False if ``stop`` is set first.
+
+    A service started before its broker (a whole site powering up, a broker restarting)
+    waits instead of exiting; what it should consume or forward waits at its source
+    meanwhile. A refusal (:class:`KafkaAccessError`: credentials, TLS trust) is raised
+    at once: waiting does not fix configuration.
+    """
+    delay = 1.0
+    while not stop.is_set():
+        admin = AIOKafkaAdminClient(**connection_options(kafka))
+        try:
+            await start_client(admin, kafka)
+        except KafkaUnavailable as exc:
+            log.warning("%s waits for Kafka (%s); next try in %.0f s", who, exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 15.0)
+            continue
+        await admin.close()
+        return True
+    return False
 
 
 async def ensure_topics(kafka: KafkaSettings, *names: str) -> None:

@@ -103,6 +103,8 @@ class Worker:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
         kafka, opts = self.settings.kafka, self.settings.detectors
         await self.in_db_thread(migrate, self.settings.database)
+        if not await kafka_clients.wait_for_kafka(kafka, stop, "detector worker"):
+            return
         await kafka_clients.ensure_topics(kafka, kafka.readings_topic, kafka.conditions_topic)
         self._conn = await self.in_db_thread(psycopg.connect, self.settings.database.conninfo())
         producer = kafka_clients.make_producer(kafka)

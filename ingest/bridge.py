@@ -124,6 +124,8 @@ class Bridge:
         """Bridge until ``stop`` is set, then flush what is in hand, ack, and return."""
         kafka = self.settings.kafka
         opts = self.settings.ingest
+        if not await kafka_clients.wait_for_kafka(kafka, stop, "ingest bridge"):
+            return
         await kafka_clients.ensure_topics(kafka, kafka.readings_topic, kafka.dlq_topic)
         producer = ProducerSlot(
             kafka,
