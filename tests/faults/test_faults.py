@@ -156,7 +156,11 @@ def test_kill_and_restart_mosquitto(rig: Rig) -> None:
         may_lose_s=SNAPSHOT_S,
     )
     if row["lost"]:
-        print(f"kill -9 mosquitto lost {row['lost']} readings of its last snapshot interval")
+        first, last = row["lost_published_s"]
+        print(
+            f"kill -9 mosquitto lost {row['lost']} readings, published {first:+.3f} s .."
+            f" {last:+.3f} s from the kill; {row['lost_in_kafka']} of them reached Kafka"
+        )
 
 
 def test_kill_and_restart_postgres(rig: Rig) -> None:
