@@ -35,6 +35,7 @@ from common.registry import Registry
 from ingest import metrics
 from ingest.acks import ConnectionAcks
 from ingest.batching import Batcher
+from ingest.mqtt_client import ReadAllClient
 from ingest.parse_json import JsonContext, parse_json
 from ingest.producer import ProducerSlot
 from ingest.rejection import Rejection
@@ -252,7 +253,11 @@ class Bridge:
     def _mqtt_client(self, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
         opts = self.settings.ingest
         client = mqtt_clients.make_client(
-            self.settings.mqtt, opts.client_id, persistent=True, manual_ack=True
+            self.settings.mqtt,
+            opts.client_id,
+            persistent=True,
+            manual_ack=True,
+            client_class=ReadAllClient,
         )
         filters = self._filters()
 
