@@ -16,10 +16,18 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
 def make_client(
-    settings: MqttSettings, client_id: str, *, persistent: bool, manual_ack: bool = False
+    settings: MqttSettings,
+    client_id: str,
+    *,
+    persistent: bool,
+    manual_ack: bool = False,
+    client_class: type[mqtt.Client] = mqtt.Client,
 ) -> mqtt.Client:
-    """A paho MQTT 5 client; ``persistent`` keeps the broker-side session across restarts."""
-    client = mqtt.Client(
+    """A paho MQTT 5 client; ``persistent`` keeps the broker-side session across restarts.
+
+    ``client_class`` is paho's ``Client`` or a subclass of it.
+    """
+    client = client_class(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,

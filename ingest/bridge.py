@@ -33,7 +33,9 @@ from common import mqtt as mqtt_clients
 from common.deadletter import DeadLetter
 from common.registry import Registry
 from ingest import metrics
+from ingest.acks import ConnectionAcks
 from ingest.batching import Batcher
+from ingest.mqtt_client import ReadAllClient
 from ingest.parse_json import JsonContext, parse_json
 from ingest.producer import ProducerSlot
 from ingest.rejection import Rejection
@@ -56,6 +58,7 @@ class Inbound:
     mid: int
     qos: int
     received_ns: int
+    connection: int = 0  # ConnectionAcks number of the connection it arrived on
 
 
 @dataclass(slots=True)
@@ -84,6 +87,7 @@ class Bridge:
         self._wake = asyncio.Event()
         self._signalled = False
         self._client: mqtt.Client | None = None
+        self._acks = ConnectionAcks()
         self._mqtt_ok = False
         self._kafka_ok = False
         self._inflight = 0
@@ -208,9 +212,16 @@ class Bridge:
             self._inflight -= len(flush.messages)
         metrics.INFLIGHT.set(self._held())
         if delivered:
-            for item in flush.messages:
-                if item.qos:
-                    client.ack(item.mid, item.qos)
+            stale = self._acks.ack(client, flush.messages)
+            if stale:
+                # Their packet ids may name other messages now (see ingest.acks); the
+                # broker sends them again if it still has them.
+                metrics.STALE_ACKS.inc(stale)
+                log.info(
+                    "%d messages forwarded but not acknowledged: they came on an earlier"
+                    " MQTT connection",
+                    stale,
+                )
 
     async def _watch_kafka(self, producer: ProducerSlot, stop: asyncio.Event) -> None:
         """Keep the Kafka connectivity flag honest while no traffic flows."""
@@ -244,11 +255,18 @@ class Bridge:
     def _mqtt_client(self, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
         opts = self.settings.ingest
         client = mqtt_clients.make_client(
-            self.settings.mqtt, opts.client_id, persistent=True, manual_ack=True
+            self.settings.mqtt,
+            opts.client_id,
+            persistent=True,
+            manual_ack=True,
+            client_class=ReadAllClient,
         )
         filters = self._filters()
 
+        acks = self._acks
+
         def on_connect(c: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+            acks.new_connection()
             if reason.is_failure:
                 log.error("MQTT connect refused: %s", reason)
                 return
@@ -264,6 +282,7 @@ class Bridge:
             )
 
         def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            acks.new_connection()
             self._mqtt_ok = False
             metrics.MQTT_CONNECTED.set(0)
             log.warning("MQTT disconnected: %s (paho reconnects)", reason)
@@ -273,7 +292,9 @@ class Bridge:
         held_lock = self._held_lock
 
         def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-            item = Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time_ns())
+            item = Inbound(
+                msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time_ns(), acks.connection
+            )
             with held_lock:
                 inbox.append(item)
             if not self._signalled:

@@ -28,6 +28,11 @@ MQTT_CONNECTED = Gauge("chemwatch_ingest_mqtt_connected", "1 while connected to 
 KAFKA_CONNECTED = Gauge(
     "chemwatch_ingest_kafka_connected", "1 while the last Kafka produce or metadata check worked"
 )
+STALE_ACKS = Counter(
+    "chemwatch_ingest_stale_acks_skipped_total",
+    "MQTT messages forwarded but not acknowledged because they came on an earlier"
+    " connection (their packet ids may name other messages now)",
+)
 KAFKA_RETRIES = Counter(
     "chemwatch_ingest_kafka_retries_total", "Kafka records re-sent after produce errors"
 )

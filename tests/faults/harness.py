@@ -634,9 +634,17 @@ class Rig:
         backlog = want - stored if stored >= 0 else want  # database down: all of it
         lost, recovery_s = self._recover(name, first, upto, after, last_ts, fault_ms,
                                          may_lose_s, started, recovery_timeout_s)  # fmt: skip
+        lost_detail: dict[str, Any] = {}
         if lost:  # only readings of the allowed window are missing; nothing else
             stored_set = self.ledger.stored(after, last_ts)
             assert stored_set == self.load.published(first, upto) - set(lost)
+            # where they were lost: published when, relative to the fault, and did the
+            # bridge get them into Kafka (then the loss is downstream of MQTT)?
+            rel = sorted((ts - fault_ms) / 1000 for _, ts in lost)
+            lost_detail = {
+                "lost_published_s": [round(rel[0], 3), round(rel[-1], 3)],
+                "lost_in_kafka": missing_in_kafka(self.pipeline.settings, set(lost)),
+            }
         else:
             problems = diff(self.load.expected(first, upto), self.ledger.totals(after, last_ts))
             assert not problems, f"{len(problems)} sensors differ:\n" + "\n".join(problems[:20])
@@ -652,7 +660,7 @@ class Rig:
             "checked": want,
             "hazard": f"{hazard.sensor}: 1 alarm",
             "lost": len(lost),
-        }
+        } | lost_detail
         self.report.add(**row)
         return row
 

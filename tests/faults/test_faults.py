@@ -41,7 +41,9 @@ BROKER_SLACK = 10  # messages beyond the Receive Maximum the broker may deliver 
 
 RATE = 200.0  # readings/s
 # Mosquitto saves its state every second (autosave_interval 1); its log shows up to 2 s
-# between saves under load.
+# between saves under load. A crash loses what it acknowledged to the publisher since
+# and held only in memory: messages queued for the bridge while its receive window was
+# full (what it had written into the bridge's socket, the bridge reads and forwards).
 SNAPSHOT_S = 2.5
 
 
@@ -144,9 +146,10 @@ def health_url(proc: Proc) -> str:
 
 def test_kill_and_restart_mosquitto(rig: Rig) -> None:
     """Mosquitto's persistence is a snapshot every second, not a log: a crash may lose
-    messages it acknowledged since the last snapshot but had not handed to the bridge
-    yet (docs/faults.md). Those, and only those, are tolerated and reported; everything
-    published while it was down and after must arrive."""
+    messages it acknowledged since the last snapshot but had not written to the bridge
+    yet, because the bridge's receive window was full (docs/faults.md: measured with
+    tests/faults/probe_mosquitto.py). Those, and only those, are tolerated and
+    reported; everything published while it was down and after must arrive."""
     row = rig.fault(
         "kill -9 mosquitto",
         lambda: rig.stack.kill("mosquitto"),
@@ -156,7 +159,11 @@ def test_kill_and_restart_mosquitto(rig: Rig) -> None:
         may_lose_s=SNAPSHOT_S,
     )
     if row["lost"]:
-        print(f"kill -9 mosquitto lost {row['lost']} readings of its last snapshot interval")
+        first, last = row["lost_published_s"]
+        print(
+            f"kill -9 mosquitto lost {row['lost']} readings, published {first:+.3f} s .."
+            f" {last:+.3f} s from the kill; {row['lost_in_kafka']} of them reached Kafka"
+        )
 
 
 def test_kill_and_restart_postgres(rig: Rig) -> None:
