@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 import psycopg
 
 from common import pgcopy, rollups
@@ -636,8 +637,15 @@ def save_state(
             "INSERT INTO detector_state (unit_id, detector, state) VALUES (%s, %s, %s)"
             " ON CONFLICT (unit_id, detector)"
             " DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
-            [(unit, detector, json.dumps(state)) for unit, state in states.items()],
+            [(unit, detector, state_json(state)) for unit, state in states.items()],
         )
+
+
+def state_json(state: Mapping[str, Any]) -> str:
+    """A detector snapshot as JSON text: numpy arrays written directly (orjson), NaN as
+    null. json.dumps of the same state as Python lists cost seconds per checkpoint for a
+    100k-sensor worker; orjson writes the arrays about 20x faster."""
+    return orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def load_state(conn: psycopg.Connection[Any], detector: str) -> dict[str, dict[str, Any]]:

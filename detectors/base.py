@@ -132,16 +132,11 @@ class Detector:
             arr[...] = self._fill.get(key, 0)
 
     def snapshot(self, sensors: np.ndarray, ids: np.ndarray) -> dict[str, Any]:
-        """JSON-able state of some sensors (NaN stored as null)."""
+        """State of some sensors as numpy arrays, for ``common.store.state_json`` (which
+        writes NaN as null); no per-element Python objects on the checkpoint path."""
         out: dict[str, Any] = {"sensors": [str(i) for i in ids[sensors]]}
         for key, arr in self.state().items():
-            sub = arr[sensors]
-            if sub.dtype.kind == "f":
-                out[key] = np.where(np.isnan(sub), None, sub).tolist()
-            elif sub.dtype == np.uint64:
-                out[key] = [int(x) for x in sub.ravel()] if sub.ndim == 1 else sub.tolist()
-            else:
-                out[key] = sub.tolist()
+            out[key] = np.ascontiguousarray(arr[sensors])
         return out
 
     def restore(self, snap: dict[str, Any], index_of: dict[str, int]) -> None:

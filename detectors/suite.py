@@ -59,10 +59,10 @@ class Suite:
             d.reset()
 
     def snapshot(self, sensors: np.ndarray, ids: np.ndarray) -> dict[str, Any]:
-        """JSON-able state of some sensors, every detector."""
+        """State of some sensors, every detector (for ``common.store.state_json``)."""
         out: dict[str, Any] = {
             "sensors": [str(i) for i in ids[sensors]],
-            "last_ts": self.last_ts[sensors].tolist(),
+            "last_ts": np.ascontiguousarray(self.last_ts[sensors]),
         }
         for d in self.detectors:
             out[d.name] = d.snapshot(sensors, ids)

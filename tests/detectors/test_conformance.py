@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.store import state_json
 from detectors.base import Detector, Transitions
 from detectors.batch import BAD_QUALITY
 from detectors.reference import Reading, reference_for
@@ -117,7 +118,7 @@ def test_contract(name: str) -> None:
     assert run(again, first).rows() == found.rows()
 
     # Snapshot/restore through JSON: the restored detector continues identically.
-    snap = json.loads(json.dumps(suite.snapshot(np.arange(N), np.array(list("abcd"), object))))
+    snap = json.loads(state_json(suite.snapshot(np.arange(N), np.array(list("abcd"), object))))
     restored = Suite([factory()], N)
     restored.restore(snap, {"a": 0, "b": 1, "c": 2, "d": 3})
     assert run(restored, second).rows() == run(suite, second).rows()
