@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer
 from chemwatch.stack import manager, process
 from chemwatch.stack.config import StackSettings, load_stack_settings
 from common import mqtt as mqtt_clients
+from common.migrate import migrate
 from common.settings import BaseProcessSettings, MqttSettings
 from tests.fixtures.processes import wait_until
 
@@ -568,6 +569,33 @@ async def _alarm_changes(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- one fault
+
+
+@contextlib.contextmanager
+def loaded_pipeline(
+    base: Path, rate: float
+) -> Iterator[tuple[PrivateStack, Pipeline, Load, Ledger]]:
+    """A private stack, the whole pipeline on a generated plant and ``rate`` readings/s
+    of load, running once the first readings are stored; all stopped on the way out."""
+    stack = PrivateStack(base / "stack")
+    stack.up()
+    pipeline = load = None
+    try:
+        plant = base / "plant.yaml"
+        write_plant(plant)
+        migrate(stack.settings.database)
+        pipeline = Pipeline(stack, plant, base)
+        pipeline.wait_ready()
+        load = Load(stack.settings.mqtt, rate)
+        ledger = Ledger(stack.settings)
+        wait_until(lambda: ledger.count(0, load.mark()[1]) > 0, 90, "the first readings stored")
+        yield stack, pipeline, load, ledger
+    finally:
+        if load is not None:
+            load.close()
+        if pipeline is not None:
+            pipeline.stop()
+        stack.down()
 
 
 @dataclass

@@ -28,14 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common.migrate import migrate
 from tests.faults.harness import (
     Ledger,
     Load,
     Pipeline,
     PrivateStack,
+    loaded_pipeline,
     missing_in_kafka,
-    write_plant,
 )
 from tests.fixtures.processes import wait_until
 
@@ -159,29 +158,12 @@ def kill_once(
 
 def main(out: Path, kills: int, stall_ms: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    stack = PrivateStack(out / "stack")
-    stack.up()
-    pipeline = load = None
-    try:
-        plant = out / "plant.yaml"
-        write_plant(plant)
-        migrate(stack.settings.database)
-        pipeline = Pipeline(stack, plant, out)
-        pipeline.wait_ready()
-        load = Load(stack.settings.mqtt, RATE)
-        ledger = Ledger(stack.settings)
-        wait_until(lambda: ledger.count(0, load.mark()[1]) > 0, 90, "the first readings stored")
+    with loaded_pipeline(out, RATE) as (stack, pipeline, load, ledger):
         checked = (0, 0)
         for k in range(kills):
             phase_s = 2.0 + (k % 4) * 0.25  # vary the phase against the 1 s autosave
             row, checked = kill_once(stack, pipeline, load, ledger, out, checked, stall_ms, phase_s)
             print(json.dumps({"kill": k} | row), flush=True)
-    finally:
-        if load is not None:
-            load.close()
-        if pipeline is not None:
-            pipeline.stop()
-        stack.down()
 
 
 if __name__ == "__main__":

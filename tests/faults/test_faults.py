@@ -20,18 +20,13 @@ import httpx
 import psutil
 import pytest
 
-from common.migrate import migrate
 from tests.faults.harness import (
     INFLIGHT_BUDGET,
     ROOT,
-    Ledger,
-    Load,
-    Pipeline,
-    PrivateStack,
     Proc,
     Report,
     Rig,
-    write_plant,
+    loaded_pipeline,
 )
 from tests.fixtures.processes import wait_until
 
@@ -50,27 +45,10 @@ SNAPSHOT_S = 2.5
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     base = tmp_path_factory.mktemp("faults")
-    stack = PrivateStack(base / "stack")
-    stack.up()
-    pipeline = load = None
-    try:
-        plant = base / "plant.yaml"
-        write_plant(plant)
-        migrate(stack.settings.database)
-        pipeline = Pipeline(stack, plant, base)
-        pipeline.wait_ready()
-        load = Load(stack.settings.mqtt, RATE)
-        ledger = Ledger(stack.settings)
-        wait_until(lambda: ledger.count(0, load.mark()[1]) > 0, 90, "the first readings stored")
+    with loaded_pipeline(base, RATE) as (stack, pipeline, load, ledger):
         reports = ROOT / "reports"
         report = Report(reports / "faults.md", reports / "faults.json", RATE)
         yield Rig(stack, pipeline, load, ledger, report)
-    finally:
-        if load is not None:
-            load.close()
-        if pipeline is not None:
-            pipeline.stop()
-        stack.down()
 
 
 def restart(rig: Rig, name: str) -> None:
