@@ -35,9 +35,9 @@ class ConditionConsumer:
         """Consume until ``stop`` is set."""
         kafka = self.settings.kafka
         # The API keeps serving the alarms already stored while Kafka is away.
-        if not await kafka_clients.wait_for_kafka(kafka, stop, "alerting consumer"):
+        topics = (kafka.conditions_topic, kafka.alarms_topic)
+        if not await kafka_clients.wait_for_topics(kafka, stop, "alerting consumer", *topics):
             return
-        await kafka_clients.ensure_topics(kafka, kafka.conditions_topic, kafka.alarms_topic)
         conninfo = self.settings.database.conninfo()
         conn = await asyncio.to_thread(connect, conninfo)
         consumer = kafka_clients.make_consumer(

@@ -59,9 +59,8 @@ async def run_relay(
     min_gap_s: float = 0.1,
 ) -> None:
     """Relay until ``stop`` is set."""
-    if not await kafka_clients.wait_for_kafka(kafka, stop, "alarm relay"):
+    if not await kafka_clients.wait_for_topics(kafka, stop, "alarm relay", kafka.alarms_topic):
         return
-    await kafka_clients.ensure_topics(kafka, kafka.alarms_topic)
     conninfo = database.conninfo()
     conn = await asyncio.to_thread(connect, conninfo, True)
     producer = kafka_clients.make_producer(kafka)

@@ -165,8 +165,9 @@ async def diagnose(kafka: KafkaSettings, failure: BaseException | None = None) -
     return KafkaUnavailable(f"{where}: {failure or 'cannot start a client'}")
 
 
-async def wait_for_kafka(kafka: KafkaSettings, stop: asyncio.Event, who: str) -> bool:
-    """Wait, with backoff, until Kafka answers; False if ``stop`` is set first.
+async def wait_for_topics(kafka: KafkaSettings, stop: asyncio.Event, who: str, *names: str) -> bool:
+    """:func:`ensure_topics`, waiting with backoff until Kafka answers; False if ``stop``
+    is set first.
 
     A service started before its broker (a whole site powering up, a broker restarting)
     waits instead of exiting; what it should consume or forward waits at its source
@@ -175,16 +176,14 @@ async def wait_for_kafka(kafka: KafkaSettings, stop: asyncio.Event, who: str) ->
     """
     delay = 1.0
     while not stop.is_set():
-        admin = AIOKafkaAdminClient(**connection_options(kafka))
         try:
-            await start_client(admin, kafka)
+            await ensure_topics(kafka, *names)
         except KafkaUnavailable as exc:
             log.warning("%s waits for Kafka (%s); next try in %.0f s", who, exc, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, 15.0)
             continue
-        await admin.close()
         return True
     return False
 

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
@@ -103,9 +103,9 @@ class Worker:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
         kafka, opts = self.settings.kafka, self.settings.detectors
         await self.in_db_thread(migrate, self.settings.database)
-        if not await kafka_clients.wait_for_kafka(kafka, stop, "detector worker"):
+        topics = (kafka.readings_topic, kafka.conditions_topic)
+        if not await kafka_clients.wait_for_topics(kafka, stop, "detector worker", *topics):
             return
-        await kafka_clients.ensure_topics(kafka, kafka.readings_topic, kafka.conditions_topic)
         self._conn = await self.in_db_thread(psycopg.connect, self.settings.database.conninfo())
         producer = kafka_clients.make_producer(kafka)
         consumer = kafka_clients.make_consumer(kafka, opts.group_id)
@@ -212,13 +212,13 @@ class Worker:
         found = [(d, _only(tr, self.owned)) for d, tr in self.suite.tick(now)]
         events = self._events(found)
         if not events:
-            self._flush_marks()  # a quiet topic: no batch transaction to carry them
+            if self._to_mark:  # a quiet topic: no batch transaction to carry them
+                with self._transaction():
+                    pass
             return []
         units = np.unique(self.unit_code[np.concatenate([tr.sensor for _, tr in found])])
-        with self._conn.transaction():
+        with self._transaction():
             store.insert_anomalies(self._conn, events)
-            marked = self._mark_published_in_txn()
-        del self._to_mark[:marked]
         self._dirty.update(int(u) for u in units)  # their state goes out with the checkpoint
         self._count({"ts": np.array([], np.int64)}, 0, events)
         return events
@@ -267,10 +267,8 @@ class Worker:
         assert self._conn is not None
         if self._conn.closed:
             return
-        with self._conn.transaction():
+        with self._transaction():
             self._write_checkpoint(self._positions)
-            marked = self._mark_published_in_txn()
-        del self._to_mark[:marked]
         self._after_checkpoint(self._positions)
 
     def _write_checkpoint(self, positions: dict[TopicPartition, int]) -> None:
@@ -314,16 +312,15 @@ class Worker:
         self._dirty.update(int(u) for u in units)
         with metrics.DB_WRITE_SECONDS.time():
             try:
-                stored, marked, due = self._commit(rows, events, offsets, "raise")
+                stored, due = self._commit(rows, events, offsets, "raise")
             except psycopg.errors.UniqueViolation:
                 # Some rows are stored already: a replay after a restart or a rebalance.
-                stored, marked, due = self._commit(rows, events, offsets, "staged")
+                stored, due = self._commit(rows, events, offsets, "staged")
                 log.info(
                     "replayed poll: %d of %d readings were stored already",
                     len(cols["ts"]) - stored,
                     len(cols["ts"]),
                 )
-        del self._to_mark[:marked]
         self._positions.update(offsets)
         if due:
             self._after_checkpoint(self._positions)
@@ -336,11 +333,11 @@ class Worker:
         events: list[ConditionEvent],
         offsets: dict[TopicPartition, int],
         on_conflict: Literal["raise", "staged"],
-    ) -> tuple[int, int, bool]:
+    ) -> tuple[int, bool]:
         """One poll's readings, condition events, publish marks and (when due) checkpoint in
-        one transaction; returns (rows stored, events marked, checkpoint written)."""
+        one transaction; returns (rows stored, checkpoint written)."""
         assert self._conn is not None
-        with self._conn.transaction():
+        with self._transaction():
             stored = store.write_readings(
                 self._conn,
                 **rows,
@@ -348,12 +345,11 @@ class Worker:
                 on_conflict=on_conflict,
             )
             store.insert_anomalies(self._conn, events)
-            marked = self._mark_published_in_txn()
             due = time.monotonic() >= self._next_checkpoint
             if due:
                 self._write_checkpoint({**self._positions, **offsets})
             self._maybe_crash()
-        return stored, marked, due
+        return stored, due
 
     def detect(self, cols: dict[str, np.ndarray]) -> list[ConditionEvent]:
         """Run the suite and the unit models on one poll's columns (no I/O)."""
@@ -446,11 +442,8 @@ class Worker:
 
     def _outbox(self) -> list[ConditionEvent]:
         assert self._conn is not None
-        with self._conn.transaction():
-            marked = self._mark_published_in_txn()  # or they would be sent twice
-            events = store.unpublished_anomalies(self._conn)
-        del self._to_mark[:marked]
-        return events
+        with self._transaction():  # marks first, or they would be sent twice
+            return store.unpublished_anomalies(self._conn)
 
     async def _publish(self, producer: Any, events: list[ConditionEvent]) -> None:
         if not events:
@@ -480,21 +473,17 @@ class Worker:
         self._outbox_pending = False
         await self._publish_safely(producer, await self.in_db_thread(self._outbox))
 
-    def _mark_published_in_txn(self) -> int:
-        """Mark the acknowledged events published in the caller's transaction; return
-        how many, for the caller to drop from the list once the transaction committed
-        (events acknowledged meanwhile stay behind them)."""
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A transaction of the worker's connection that also marks the events Kafka has
+        acknowledged as published; they leave the list once it has committed (events
+        acknowledged meanwhile stay behind them)."""
         assert self._conn is not None
         n = len(self._to_mark)
-        store.mark_published(self._conn, self._to_mark[:n])
-        return n
-
-    def _flush_marks(self) -> None:
-        assert self._conn is not None
-        if self._to_mark:
-            with self._conn.transaction():
-                marked = self._mark_published_in_txn()
-            del self._to_mark[:marked]
+        with self._conn.transaction():
+            store.mark_published(self._conn, self._to_mark[:n])
+            yield
+        del self._to_mark[:n]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

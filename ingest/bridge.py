@@ -128,9 +128,9 @@ class Bridge:
         """Bridge until ``stop`` is set, then flush what is in hand, ack, and return."""
         kafka = self.settings.kafka
         opts = self.settings.ingest
-        if not await kafka_clients.wait_for_kafka(kafka, stop, "ingest bridge"):
+        topics = (kafka.readings_topic, kafka.dlq_topic)
+        if not await kafka_clients.wait_for_topics(kafka, stop, "ingest bridge", *topics):
             return
-        await kafka_clients.ensure_topics(kafka, kafka.readings_topic, kafka.dlq_topic)
         producer = ProducerSlot(
             kafka,
             compression_type=None if opts.compression == "none" else opts.compression,

@@ -11,7 +11,7 @@ import pytest
 
 from common import store
 from common.settings import BaseProcessSettings
-from tests.common.test_rollups_partitions import SENSORS, assert_rollups_match_raw, batch
+from tests.common.test_rollups_partitions import assert_rollups_match_raw, batch, write_in_txn
 from tests.fixtures.services import Isolation, database
 
 pytestmark = pytest.mark.integration
@@ -22,18 +22,7 @@ NS = 1_000_000_000
 def write_deferred(
     db: psycopg.Connection, ts: np.ndarray, values: np.ndarray, codes: np.ndarray
 ) -> int:
-    return store.write_readings(
-        db,
-        SENSORS,
-        codes,
-        ["U1"],
-        np.zeros(len(ts), np.int64),
-        ts,
-        ts + 1000,
-        values,
-        np.where(np.isnan(values), 2, 0),
-        defer_rollups=True,
-    )
+    return write_in_txn(db, ts, values, codes, defer_rollups=True)
 
 
 def count(db: psycopg.Connection, table: str) -> int:

@@ -22,17 +22,29 @@ SENSORS = ["S-1", "S-2", "S-3", "S-4"]
 
 def write(db: psycopg.Connection, ts_ns: np.ndarray, values: np.ndarray, codes: np.ndarray) -> int:
     with db.transaction():
-        return store.write_readings(
-            db,
-            SENSORS,
-            codes,
-            ["U1"],
-            np.zeros(len(ts_ns), np.int64),
-            ts_ns,
-            ts_ns + 1000,
-            values,
-            np.where(np.isnan(values), 2, 0),
-        )
+        return write_in_txn(db, ts_ns, values, codes)
+
+
+def write_in_txn(
+    db: psycopg.Connection,
+    ts_ns: np.ndarray,
+    values: np.ndarray,
+    codes: np.ndarray,
+    defer_rollups: bool = False,
+) -> int:
+    """The readings of SENSORS (unit U1) in the caller's transaction."""
+    return store.write_readings(
+        db,
+        SENSORS,
+        codes,
+        ["U1"],
+        np.zeros(len(ts_ns), np.int64),
+        ts_ns,
+        ts_ns + 1000,
+        values,
+        np.where(np.isnan(values), 2, 0),
+        defer_rollups=defer_rollups,
+    )
 
 
 def batch(start_ns: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
