@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,7 +84,10 @@ def parse_json(
 
 
 _FAST_KEYS = frozenset({"sensor", "ts", "value", "quality"})
-_NUMBER = (float, int)
+_FIELDS = operator.itemgetter("sensor", "ts", "value")
+_STR = {str}
+_INT = {int}
+_NUMBER = {float, int}
 
 
 def fast_batch(
@@ -99,55 +103,50 @@ def fast_batch(
     Returns False (and adds nothing) as soon as anything is unusual: the entry-by-entry
     path then decides, with a reason for each bad entry. So both paths accept exactly
     the same readings (tests/ingest/test_parse_json.py checks it on random batches).
+    Every per-entry step is a ``map`` over a C function (no Python code per reading):
+    at 50k readings/s this function was the bridge's largest cost.
     """
-    try:
-        if not all(item.keys() <= _FAST_KEYS for item in readings):
-            return False
-        sids = [item["sensor"] for item in readings]
-        vals = [item["value"] for item in readings]
-        tss = [item["ts"] for item in readings]
-    except (AttributeError, KeyError, TypeError):
-        return False
-    if not all(sid.__class__ is str for sid in sids):
-        return False
-    lookup = ctx.sensors.get
-    infos = {sid: lookup(sid) for sid in dict.fromkeys(sids)}
-    for info in infos.values():
-        if info is None or info.auto or info.site != site or info.unit != unit:
-            return False
-    if not all(v.__class__ in _NUMBER for v in vals):
-        return False
-    if not all(t.__class__ is int for t in tss):
+    index = ctx.sensors.unit_index(site, unit)
+    if index is None:
         return False
     try:
+        # one set of every entry's field names: an entry that is not an object fails
+        # here (an int raises, a str adds its letters) or at the itemgetter below
+        if not set().union(*readings) <= _FAST_KEYS:
+            return False
+        sids, tss, vals = zip(*map(_FIELDS, readings), strict=True)
+        # the exact classes: bool is an int subclass, and a str value must not convert
+        if set(map(type, sids)) != _STR or set(map(type, tss)) != _INT:
+            return False
+        if not set(map(type, vals)) <= _NUMBER:
+            return False
+        n = len(sids)
+        pos = np.fromiter(map(index.position.__getitem__, sids), np.intp, n)
         value = np.array(vals, dtype=np.float64)
         ts_ms = np.array(tss, dtype=np.int64)
-    except (OverflowError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return False
-    lo = np.array([infos[s].lo for s in infos])  # type: ignore[union-attr]
-    hi = np.array([infos[s].hi for s in infos])  # type: ignore[union-attr]
-    code = {s: i for i, s in enumerate(infos)}
-    idx = np.fromiter((code[s] for s in sids), np.intp, len(sids))
     oldest, newest, received_ns = window
+    # NaN fails both comparisons; an infinite value fails them as the registry's
+    # ranges are finite (checked when the UnitIndex is built)
+    if not ((index.lo[pos] <= value) & (value <= index.hi[pos])).all():
+        return False
+    first, last = int(ts_ms.min()), int(ts_ms.max())
+    if first < _MS_THRESHOLD or last > 1e14:
+        return False
     ts = ts_ms * 1_000_000
-    ok = (
-        np.isfinite(value).all()
-        and (value >= lo[idx]).all()
-        and (value <= hi[idx]).all()
-        and (ts_ms >= _MS_THRESHOLD).all()
-        and (ts_ms <= 1e14).all()
-        and (ts >= oldest).all()
-        and (ts <= newest).all()
-    )
-    if not ok:
+    if first * 1_000_000 < oldest or last * 1_000_000 > newest:
         return False
-    quality = [
-        _QUALITY.get(q, -1) if (q := item.get("quality", "good")).__class__ is str else -1
-        for item in readings
-    ]
-    if -1 in quality:
-        return False
-    out.extend(unit, sids, ts.tolist(), value.tolist(), quality, received_ns)
+    quality = None
+    if sum(map(len, readings)) != 3 * n:  # some entries carry a quality
+        codes = [
+            _QUALITY.get(q, -1) if (q := item.get("quality", "good")).__class__ is str else -1
+            for item in readings
+        ]
+        if -1 in codes:
+            return False
+        quality = np.array(codes, np.uint8)
+    out.extend(unit, sids, ts, value, quality, received_ns)
     return True
 
 

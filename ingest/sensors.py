@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from common.registry import Registry
 from ingest import metrics
@@ -49,6 +52,21 @@ class SensorInfo:
         return conv.apply(value)
 
 
+@dataclass(frozen=True, slots=True)
+class UnitIndex:
+    """The registry sensors of one site/unit as arrays, for whole-batch validation.
+
+    ``position[sensor_id]`` indexes ``lo`` / ``hi`` (the physical range). Only
+    registry sensors with a finite range are here: any other sensor sends its batch
+    down the entry-by-entry path (which flags an auto-registered one's readings
+    uncertain).
+    """
+
+    position: dict[str, int]
+    lo: np.ndarray
+    hi: np.ndarray
+
+
 class SensorTable:
     """Lookup of sensors by id; grows by auto-registration when that is enabled."""
 
@@ -61,6 +79,11 @@ class SensorTable:
             self._by_id[s.id] = SensorInfo(
                 s.id, ref.site.id, ref.unit.id, s.unit, s.substance, s.range[0], s.range[1]
             )
+        self._unit_index = _unit_indexes(self._by_id.values())
+
+    def unit_index(self, site: str, unit: str) -> UnitIndex | None:
+        """The registry sensors of ``site``/``unit`` (None if it has none)."""
+        return self._unit_index.get((site, unit))
 
     def get(self, sensor_id: str) -> SensorInfo | None:
         """The sensor with this id, or None."""
@@ -83,3 +106,20 @@ class SensorTable:
     def by_unit(self, unit: str) -> list[SensorInfo]:
         """Every known sensor of a unit."""
         return [s for s in self._by_id.values() if s.unit == unit]
+
+
+def _unit_indexes(infos: Iterable[SensorInfo]) -> dict[tuple[str, str], UnitIndex]:
+    by_unit: dict[tuple[str, str], list[SensorInfo]] = {}
+    for info in infos:
+        # a range open to infinity would let an infinite value through the array
+        # checks: such a sensor's batches take the entry-by-entry path
+        if math.isfinite(info.lo) and math.isfinite(info.hi):
+            by_unit.setdefault((info.site, info.unit), []).append(info)
+    return {
+        key: UnitIndex(
+            {s.id: i for i, s in enumerate(members)},
+            np.array([s.lo for s in members], np.float64),
+            np.array([s.hi for s in members], np.float64),
+        )
+        for key, members in by_unit.items()
+    }

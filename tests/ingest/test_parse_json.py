@@ -35,12 +35,12 @@ class Out:
         self.ts_ns: list[int] = []
         self.value: list[float] = []
         self.quality: list[int] = []
-        for unit, cols in batcher.units.items():
-            self.unit += [unit] * len(cols.sensor_code)
-            self.sensor += batcher.sensors(unit)
-            self.ts_ns += cols.ts_ns
-            self.value += cols.value
-            self.quality += cols.quality
+        for b in batcher.batches(max_readings=1_000_000):
+            self.unit += [b.unit_id] * len(b)
+            self.sensor += b.sensors().tolist()
+            self.ts_ns += b.ts_ns.tolist()
+            self.value += b.value.tolist()
+            self.quality += b.quality.tolist()
 
 
 def parse(

@@ -43,14 +43,14 @@ class Harness:
         assert out.units["TK102"].value == [6.5]
         out, rej = self.send("DBIRTH", self.node.dbirth(dict.fromkeys(TK101, 7.0)), "TK101")
         assert rej == []
-        assert out.sensors("TK101") == TK101
+        assert [b.sensors().tolist() for b in out.batches()] == [TK101]
 
 
 def readings(out: Batcher) -> dict[str, float]:
     return {
         s: v
-        for unit, c in out.units.items()
-        for s, v in zip(out.sensors(unit), c.value, strict=True)
+        for b in out.batches()
+        for s, v in zip(b.sensors().tolist(), b.value.tolist(), strict=True)
     }
 
 
