@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from chemwatch import bench_alerting, bench_dashboards, bench_ingest, bench_storage
+from chemwatch import bench_alerting, bench_dashboards, bench_ingest, bench_parse, bench_storage
 from chemwatch.e2e import cli as bench_e2e
 from detectors import tools_cli as detectors_tools
 
@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
             "ingest", help="MQTT -> Kafka throughput", description=bench_ingest.__doc__
         )
     )
+    bench_parse.add_parser(areas)
     detectors_tools.add_bench(areas)
     bench_alerting.add_arguments(
         areas.add_parser(

@@ -136,7 +136,11 @@ class Batcher:
         for unit, cols in self.units.items():
             ids = np.array(list(cols.codes), dtype=object)
             chunks = cols.all_chunks()
-            whole = Chunk(*(np.concatenate([getattr(c, f) for c in chunks]) for f in _FIELDS))
+            whole = (
+                chunks[0]
+                if len(chunks) == 1
+                else Chunk(*(np.concatenate([getattr(c, f) for c in chunks]) for f in _FIELDS))
+            )
             for start in range(0, len(whole.ts_ns), max_readings):
                 part = slice(start, start + max_readings)
                 out.append(
