@@ -1,9 +1,10 @@
 """``chemwatch loadgen``: N sensors at R readings/s in total, over several processes.
 
-Each worker process owns a share of the sensors and publishes ``R / P`` readings/s
-on a fixed schedule: reading ``s`` of a worker is due at ``start + s / rate`` and
-carries that time as its timestamp, so timestamps are exact and distinct per
-sensor. A worker that cannot keep up publishes the backlog as fast as it can and
+Each worker process owns whole units of the sensors (one gateway per unit) and
+publishes its share of ``R`` in proportion to its sensors, so every sensor reports at
+the same interval. The schedule is fixed: reading ``s`` of a worker is due at ``start +
+s / rate`` and carries that time as its timestamp, so timestamps are exact and distinct
+per sensor. A worker that cannot keep up publishes the backlog as fast as it can and
 reports how far it fell behind. The ledger holds, per sensor, the count and two
 order-independent checksums (sum of timestamps in ms, sum of values in hundredths)
 that anyone can recompute from the ``readings`` table to prove nothing was lost.
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from common import mqtt as mqtt_clients
@@ -42,6 +44,17 @@ def sensor_id(k: int) -> str:
 
 def unit_id(k: int) -> str:
     return f"LU{k // PER_UNIT:04d}"
+
+
+def share(sensors: int, workers: int, worker: int) -> list[int]:
+    """The sensors one worker publishes: whole units, dealt round-robin.
+
+    One worker per unit, like one gateway per unit in a plant, so a gateway batch holds
+    one unit's readings (dealt sensor by sensor, every batch would span several units
+    and split into messages of 100 / workers readings).
+    """
+    units = range(worker, -(-sensors // PER_UNIT), workers)
+    return [k for u in units for k in range(u * PER_UNIT, min((u + 1) * PER_UNIT, sensors))]
 
 
 def synthetic_plant(n: int, rate: float) -> dict[str, Any]:
@@ -75,23 +88,65 @@ class Job:
 
 
 def value_of(seq: int) -> float:
+    """The value of reading ``seq`` (the ledger sums it in hundredths: ``seq % 10_000``)."""
     return (seq % 10_000) / 100
 
 
+_SINGLE = '{{"ts":{},"value":{}}}'
+_ENTRY = '{{"sensor":"{}","ts":{},"value":{}}}'
+
+
+class Ledger:
+    """Per sensor of one worker: readings sent, sum of their ts (ms), sum of value x 100."""
+
+    def __init__(self, n: int) -> None:
+        self.count = np.zeros(n, np.int64)
+        self.ts_sum = np.zeros(n, np.int64)
+        self.centi_sum = np.zeros(n, np.int64)
+
+    def add(
+        self, seqs: np.ndarray, start_ms: float, rate: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Book readings ``seqs``; return their sensor index, ts (ms) and value x 100.
+
+        Reading ``seq`` belongs to sensor ``seq % n`` and is due at ``start + seq /
+        rate``; the arithmetic is Python's per-reading formula, element-wise.
+        """
+        j = seqs % len(self.count)
+        ts = (start_ms + seqs * 1000 / rate).astype(np.int64)
+        centi = seqs % 10_000
+        np.add.at(self.count, j, 1)  # exact integer sums (float weights would round)
+        np.add.at(self.ts_sum, j, ts)
+        np.add.at(self.centi_sum, j, centi)
+        return j, ts, centi
+
+    def as_dict(self, ids: list[str]) -> dict[str, list[int]]:
+        """``{sensor: [count, sum_ts_ms, sum_value_centi]}``, the form ``verify`` reads."""
+        rows = zip(self.count.tolist(), self.ts_sum.tolist(), self.centi_sum.tolist(), strict=True)
+        return {sid: list(row) for sid, row in zip(ids, rows, strict=True)}
+
+
+def _by_unit(units: np.ndarray) -> list[np.ndarray]:
+    """Positions of each unit's readings, in order (a stable sort keeps reading order)."""
+    order = np.argsort(units, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(units[order])) + 1)
+
+
 def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
-    mine = list(range(job.worker, job.sensors, job.workers))
+    mine = share(job.sensors, job.workers, job.worker)
     prefix = job.mqtt.topic_prefix
     topics = [f"{prefix}/{SITE}/{unit_id(k)}/{sensor_id(k)}" for k in mine]
     unit_topics = [f"{prefix}/{SITE}/{unit_id(k)}" for k in mine]
-    ids = [sensor_id(k) for k in mine]
+    ids = np.array([sensor_id(k) for k in mine], dtype=object)
+    unit_of = np.array([k // PER_UNIT for k in mine], np.int64)  # per sensor of ours
     client = mqtt_clients.make_client(job.mqtt, f"{job.client_id}-{job.worker}", persistent=False)
     client.max_queued_messages_set(0)
     mqtt_clients.connect(client, job.mqtt, persistent=False)
     client.loop_start()
     while not client.is_connected():
         time.sleep(0.01)
-    n, total = len(mine), int(job.rate * job.duration_s)
-    ledger = {sid: [0, 0, 0] for sid in ids}
+    n, total = len(mine), int(job.rate * job.duration_s) if mine else 0
+    book = Ledger(n)
     start_at = job.start_at
     if start is not None:
         # connected: count ourselves ready and wait for the start time the parent sets
@@ -112,26 +167,24 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
             time.sleep(min(0.002, (sent + need - due) / job.rate))
             continue
         behind = max(behind, (due - sent) / job.rate)
-        groups: dict[str, list[str]] = {}
+        # the readings sent..due-1 as arrays: the generator's own CPU is taken from the
+        # pipeline it measures when both run on one machine, so no Python per reading
+        # beyond formatting its JSON
+        j, ts, centi = book.add(np.arange(sent, due), start_ms, job.rate)
+        values = (centi / 100).tolist()
         before = len(infos)
-        for seq in range(sent, due):
-            j = seq % n
-            ts = int(start_ms + seq * 1000 / job.rate)
-            v = value_of(seq)
-            row = ledger[ids[j]]
-            row[0] += 1
-            row[1] += ts
-            row[2] += round(v * 100)
-            if job.batch == 1:
-                infos.append(client.publish(topics[j], f'{{"ts":{ts},"value":{v}}}', job.qos))
-            else:
-                groups.setdefault(unit_topics[j], []).append(
-                    f'{{"sensor":"{ids[j]}","ts":{ts},"value":{v}}}'
-                )
-        for topic, items in groups.items():
-            for i in range(0, len(items), job.batch):
-                body = '{"readings":[' + ",".join(items[i : i + job.batch]) + "]}"
-                infos.append(client.publish(topic, body, job.qos))
+        if job.batch == 1:
+            for t, payload in zip(j.tolist(), map(_SINGLE.format, ts.tolist(), values),
+                                  strict=True):  # fmt: skip
+                infos.append(client.publish(topics[t], payload, job.qos))
+        else:
+            items = list(map(_ENTRY.format, ids[j].tolist(), ts.tolist(), values))
+            for rows in _by_unit(unit_of[j]):
+                topic = unit_topics[int(j[rows[0]])]
+                for i in range(0, len(rows), job.batch):
+                    part = rows[i : i + job.batch].tolist()
+                    body = '{"readings":[' + ",".join([items[r] for r in part]) + "]}"
+                    infos.append(client.publish(topic, body, job.qos))
         messages += len(infos) - before
         sent = due
         progress.value = sent  # read by the parent's progress line
@@ -141,6 +194,7 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
         if job.qos:
             info.wait_for_publish(60)
     end = time.time()
+    ledger = book.as_dict([str(i) for i in ids])
     client.disable_logger()  # paho logs a harmless race of its loop thread on disconnect
     client.disconnect()
     client.loop_stop()
@@ -163,8 +217,10 @@ def run_load(
     # [workers ready, start time]: the first reading is due once every worker is ready
     start = ctx.Array("d", [0.0, 0.0])
     start_at = time.time() + 1.5 + 0.3 * processes  # a first guess, for the Jobs
+    # a worker's rate is in proportion to its sensors: every sensor reports as often
     jobs = [
-        Job(w, processes, sensors, rate / processes, duration_s, start_at, batch, qos, mqtt,
+        Job(w, processes, sensors, rate * len(share(sensors, processes, w)) / sensors,
+            duration_s, start_at, batch, qos, mqtt,
             client_id)
         for w in range(processes)
     ]  # fmt: skip

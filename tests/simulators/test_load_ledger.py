@@ -1,0 +1,28 @@
+"""The load generator's ledger and schedule, element-wise equal to the per-reading formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulators.load import Ledger, _by_unit, value_of
+
+
+def test_ledger_books_what_the_per_reading_formulas_give() -> None:
+    n, rate, start_ms = 37, 1234.5, 1_795_974_869_375.0
+    book = Ledger(n)
+    want = [[0, 0, 0] for _ in range(n)]
+    for lo, hi in [(0, 100), (100, 101), (101, 5000)]:  # windows of any size
+        j, ts, centi = book.add(np.arange(lo, hi), start_ms, rate)
+        for k, seq in enumerate(range(lo, hi)):
+            t, v = int(start_ms + seq * 1000 / rate), value_of(seq)
+            assert (int(j[k]), int(ts[k]), float(centi[k] / 100)) == (seq % n, t, v)
+            row = want[seq % n]
+            row[0] += 1
+            row[1] += t
+            row[2] += round(v * 100)
+    assert book.as_dict([f"S{i}" for i in range(n)]) == {f"S{i}": want[i] for i in range(n)}
+
+
+def test_readings_grouped_by_unit_keep_their_order() -> None:
+    groups = _by_unit(np.array([3, 1, 3, 2, 1, 3]))
+    assert [g.tolist() for g in groups] == [[1, 4], [3], [0, 2, 5]]
