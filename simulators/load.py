@@ -126,6 +126,16 @@ class Ledger:
         return {sid: list(row) for sid, row in zip(ids, rows, strict=True)}
 
 
+def boundary(seq: int, units_at: np.ndarray, n: int, *, after: bool = False) -> int:
+    """The last reading number at or before ``seq`` (``after``: the first one after it)
+    where a unit's readings begin; reading ``s`` is of the sensor ``s % n``."""
+    r = seq % n
+    if after:
+        i = int(np.searchsorted(units_at, r, side="right"))
+        return seq - r + (int(units_at[i]) if i < len(units_at) else n)
+    return seq - r + int(units_at[np.searchsorted(units_at, r, side="right") - 1])
+
+
 def _by_unit(units: np.ndarray) -> list[np.ndarray]:
     """Positions of each unit's readings, in order (a stable sort keeps reading order)."""
     order = np.argsort(units, kind="stable")
@@ -146,6 +156,7 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
     while not client.is_connected():
         time.sleep(0.01)
     n, total = len(mine), int(job.rate * job.duration_s) if mine else 0
+    units_at = np.flatnonzero(np.diff(unit_of, prepend=-1))  # where each unit begins
     book = Ledger(n)
     start_at = job.start_at
     if start is not None:
@@ -161,11 +172,13 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
     time.sleep(max(0.0, start_at - time.time()))
     while sent < total:
         due = min(total, int((time.time() - start_at) * job.rate) + 1)
-        # a gateway sends full batches: wait until a batch's worth is due (or the rest)
-        need = min(job.batch, total - sent)
-        if due - sent < need:
-            time.sleep(min(0.002, (sent + need - due) / job.rate))
+        # a gateway sends a unit's readings together: send up to the last unit boundary
+        # that is due (or the rest), else wait for the next one
+        end = due if job.batch == 1 or due == total else boundary(due, units_at, n)
+        if end <= sent:
+            time.sleep(min(0.002, (boundary(sent, units_at, n, after=True) - due) / job.rate))
             continue
+        due = end
         behind = max(behind, (due - sent) / job.rate)
         # the readings sent..due-1 as arrays: the generator's own CPU is taken from the
         # pipeline it measures when both run on one machine, so no Python per reading

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulators.load import Ledger, _by_unit, value_of
+from simulators.load import Ledger, _by_unit, boundary, value_of
 
 
 def test_ledger_books_what_the_per_reading_formulas_give() -> None:
@@ -26,3 +26,16 @@ def test_ledger_books_what_the_per_reading_formulas_give() -> None:
 def test_readings_grouped_by_unit_keep_their_order() -> None:
     groups = _by_unit(np.array([3, 1, 3, 2, 1, 3]))
     assert [g.tolist() for g in groups] == [[1, 4], [3], [0, 2, 5]]
+
+
+def test_unit_boundaries_of_a_schedule() -> None:
+    # a worker's sensors: units of 100, 100 and 30 (n = 230), reading s of sensor s % n
+    units_at, n = np.array([0, 100, 200]), 230
+    assert boundary(0, units_at, n) == 0
+    assert boundary(99, units_at, n) == 0
+    assert boundary(100, units_at, n) == 100
+    assert boundary(229, units_at, n) == 200
+    assert boundary(230 + 150, units_at, n) == 330
+    assert boundary(0, units_at, n, after=True) == 100
+    assert boundary(150, units_at, n, after=True) == 200
+    assert boundary(210, units_at, n, after=True) == 230
