@@ -15,6 +15,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from chemwatch.stack.mosquitto import render_mosquitto_conf
 from common import settings as settings_module
 from common.settings import BaseProcessSettings, load_settings
 
@@ -445,3 +446,19 @@ def test_dockerignore_keeps_local_state_out() -> None:
     patterns = dockerignore_patterns()
     for path in (".venv", ".chemwatch", ".git", "common/__pycache__", ".pytest_cache"):
         assert ignored(path, patterns), f"{path} is not in .dockerignore"
+
+
+def test_compose_broker_keeps_the_stack_brokers_delivery_settings(tmp_path: Path) -> None:
+    def settings(text: str) -> dict[str, str]:
+        pairs = (line.split(None, 1) for line in text.splitlines() if line.strip())
+        return {k: v.strip() for k, v in pairs if not k.startswith("#")}
+
+    stack = settings(render_mosquitto_conf("127.0.0.1", 1883, tmp_path))
+    compose = settings((ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text())
+    # what decides throughput and what a broker crash or a slow consumer may lose
+    for key in (
+        "persistence", "autosave_interval", "autosave_on_changes", "max_queued_messages",
+        "max_queued_bytes", "max_inflight_messages", "max_packet_size", "queue_qos0_messages",
+        "set_tcp_nodelay",
+    ):  # fmt: skip
+        assert compose.get(key) == stack[key], key
