@@ -211,17 +211,13 @@ def write_path(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
 def write_path_upsert_rollups(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
     """The direct path (fresh rows only) with all rollup buckets upserted."""
     b = _key_sorted(b)
-    sensor, unit = np.asarray(b["sensor_code"], np.int64), np.asarray(b["unit_code"], np.int64)
     with conn.cursor() as cur:
         cur.execute(
             "SELECT ensure_time_partitions(to_timestamp(%s), to_timestamp(%s))",
             (int(b["ts_ns"].min()) / 1e9, int(b["ts_ns"].max()) / 1e9),
         )
         _copy(cur, "readings_raw", _payload(b))
-        store.fold_rollups(
-            cur, b["sensor_ids"], sensor, b["unit_ids"], unit, b["ts_ns"], b["value"],
-            copy_new=False,
-        )  # fmt: skip
+        store.fold_rollups(cur, _keys(b), b["ts_ns"], b["value"], copy_new=False)
 
 
 def previous_write_path(conn: psycopg.Connection[Any], b: dict[str, Any]) -> None:
@@ -347,7 +343,7 @@ def measure(
     conn.execute("TRUNCATE readings_raw")  # sensor_keys stay: a running writer knows them
     store.forget_writer_state(conn)  # its newest rollup buckets are gone with the tables
     if flavour_of(conn) == "postgres":
-        conn.execute("TRUNCATE readings_1m, readings_1h, rollup_pending")
+        conn.execute("TRUNCATE readings_1m_raw, readings_1h_raw, rollup_pending")
     writer = WRITERS[method]
     n_rows = max(batch, n_rows - n_rows % batch)
     if method in ("write_path_2x", "write_path_deferred_2x"):

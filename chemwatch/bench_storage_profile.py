@@ -55,7 +55,7 @@ class Steps:
         return out
 
 
-PROBE = "rollups: stored_rollup_buckets() probe"
+PROBE = "rollups: stored_rollup_key_buckets() probe"
 
 
 def profile_write_path(
@@ -114,16 +114,8 @@ def profile_write_path(
             steps.run(
                 cur,
                 "rollups: numpy + COPY + fold_staged_rollups()",
-                lambda b=b, keys=key_of_code: store.fold_rollups(
-                    cur,
-                    b["sensor_ids"],
-                    np.asarray(b["sensor_code"], np.int64),
-                    b["unit_ids"],
-                    np.asarray(b["unit_code"], np.int64),
-                    b["ts_ns"],
-                    b["value"],
-                    keys=keys if remember else None,
-                    state=cache if remember else None,
+                lambda b=b, key=key[order]: store.fold_rollups(
+                    cur, key, b["ts_ns"], b["value"], state=cache if remember else None
                 ),
             )
             # the probe ran inside that step (timed by the wrapper): count it on its own

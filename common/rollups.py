@@ -1,8 +1,9 @@
 """Per-sensor time-bucket aggregates of a batch of readings, in numpy.
 
 The write path (common/store.py) folds a batch it has just stored into the rollup
-tables ``readings_1m`` / ``readings_1h`` (plain PostgreSQL). Aggregating here, on rows
-already sorted by (sensor, time), sends one row per sensor and bucket to the database
+tables (``readings_1m_raw`` / ``readings_1h_raw`` behind the ``readings_1m`` /
+``readings_1h`` views, plain PostgreSQL). Aggregating here, on rows already sorted
+by (sensor key, time), sends one row per sensor and bucket to the database
 instead of grouping the whole batch there. The semantics are those of the SQL rollups
 (migration 0004): ``samples`` counts non-NULL values; sum/min/max ignore NULLs and are
 NULL when a bucket has none; ``value_last`` is the value (maybe NULL) of the latest
@@ -24,8 +25,8 @@ class Buckets:
     """One row per (sensor, bucket); NaN stands for SQL NULL in the float columns."""
 
     bucket_ns: np.ndarray
-    sensor: np.ndarray  # codes, as given
-    unit: np.ndarray  # codes, as given
+    sensor: np.ndarray  # codes (or sensor keys), as given
+    unit: np.ndarray  # codes, as given (empty when fold() was given no units)
     samples: np.ndarray
     value_sum: np.ndarray
     value_min: np.ndarray
@@ -44,8 +45,8 @@ def is_key_sorted(sensor: np.ndarray, ts_ns: np.ndarray) -> bool:
 
 def fold(
     sensor: np.ndarray,
-    unit: np.ndarray,
-    unit_rank: np.ndarray,
+    unit: np.ndarray | None,
+    unit_rank: np.ndarray | None,
     ts_ns: np.ndarray,
     value: np.ndarray,
     width_ns: int,
@@ -53,6 +54,8 @@ def fold(
     """Aggregate rows sorted by (sensor, time) into buckets of ``width_ns``.
 
     ``unit_rank[code]`` orders the unit codes as their ids sort (for the smallest id).
+    Without units (``None``, the write path since migration 0042: the rollup tables
+    take a sensor's unit from ``sensor_keys``) the ``unit`` column is left empty.
     Buckets start at multiples of ``width_ns`` from the Unix epoch, which is what
     ``time_bucket`` gives for widths that divide a day (its origin is a midnight).
     """
@@ -66,11 +69,15 @@ def fold(
     samples = np.add.reduceat(has.astype(np.int64), starts)
     value_sum = np.add.reduceat(np.where(has, value, 0.0), starts)
     value_sum[samples == 0] = np.nan
-    rank = np.minimum.reduceat(unit_rank[unit], starts)
+    if unit is None or unit_rank is None:
+        unit_of_bucket = np.zeros(0, np.int64)
+    else:
+        rank = np.minimum.reduceat(unit_rank[unit], starts)
+        unit_of_bucket = np.argsort(unit_rank)[rank]
     return Buckets(
         bucket_ns=bucket[starts],
         sensor=sensor[starts],
-        unit=np.argsort(unit_rank)[rank],
+        unit=unit_of_bucket,
         samples=samples,
         value_sum=value_sum,
         value_min=np.fmin.reduceat(value, starts),  # NaN only when all are NaN

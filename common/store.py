@@ -8,8 +8,9 @@ SELECT: safe with concurrent writers). The batch is sorted by (key, time), the p
 key's order, so consecutive index insertions land on the same leaf pages. Its binary
 COPY payload goes straight into ``readings_raw`` under a savepoint; if that succeeds,
 every row was new, and the batch's per-minute and per-hour aggregates, computed here in
-numpy (common/rollups.py), are COPYed into a temp table and folded into ``readings_1m``
-/ ``readings_1h`` by ``fold_staged_rollups()`` (migration 0009; plain PostgreSQL only,
+numpy (common/rollups.py) by sensor key, are COPYed into the keyed rollup tables
+``readings_1m_raw`` / ``readings_1h_raw`` (new buckets) or a temp table folded by
+``fold_staged_rollups()`` (stored ones; migrations 0009, 0042; plain PostgreSQL only,
 TimescaleDB's continuous aggregates do that there). When the unique key rejects the
 COPY (a replay, a key twice in the batch, a concurrent writer), the savepoint is rolled
 back and the exact path runs: COPY into the temp table ``raw_stage``,
@@ -38,13 +39,12 @@ from common.conditions import ConditionEvent
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RAW = "readings_raw"
 _STAGE = "raw_stage"
-_ROLLUP_STAGE = "rollups_stage"
+_ROLLUP_STAGE = "rollups_key_stage"  # LIKE rollup_pending (migration 0042)
 _WIDTHS = (rollups.MINUTE_NS, rollups.HOUR_NS)
 _RAW_COLUMNS = "time, sensor_key, quality, value, ingest_time"
 _UNKNOWN = np.iinfo(np.int64).min
 _ROLLUP_COLUMNS = (
-    "hourly, bucket, sensor_id, unit_id, samples, value_sum, value_min, value_max,"
-    " value_last, last_time"
+    "hourly, bucket, sensor_key, samples, value_sum, value_min, value_max, value_last, last_time"
 )
 
 # The database cannot do our work right now but may again later: the connection or the
@@ -159,7 +159,7 @@ def write_readings(
         key = key_of_code[sensor_code]
         if not rollups.is_key_sorted(key, ts_ns):
             order = np.lexsort((ts_ns, key))
-            key, sensor_code, unit_code = key[order], sensor_code[order], unit_code[order]
+            key = key[order]
             ts_ns, value, ingest_ns, quality = (
                 ts_ns[order],
                 value[order],
@@ -170,12 +170,9 @@ def write_readings(
         if on_conflict == "staged" or not _copy_fresh(conn, cur, payload, on_conflict):
             return _write_staged(cur, payload, n)
         if by_writer and defer_rollups:
-            _append_pending(cur, sensor_ids, sensor_code, unit_ids, unit_code, ts_ns, value)
+            _append_pending(cur, key, ts_ns, value)
         elif by_writer:
-            fold_rollups(
-                cur, sensor_ids, sensor_code, unit_ids, unit_code, ts_ns, value,
-                keys=key_of_code, state=cache,
-            )  # fmt: skip
+            fold_rollups(cur, key, ts_ns, value, state=cache)
         return n
 
 
@@ -204,36 +201,26 @@ def fold_pending_rollups(conn: psycopg.Connection[Any]) -> int:
 
 
 def _append_pending(
-    cur: psycopg.Cursor[Any],
-    sensor_ids: list[str],
-    sensor_code: np.ndarray,
-    unit_ids: list[str],
-    unit_code: np.ndarray,
-    ts_ns: np.ndarray,
-    value: np.ndarray,
+    cur: psycopg.Cursor[Any], key: np.ndarray, ts_ns: np.ndarray, value: np.ndarray
 ) -> None:
-    """Append a batch's per-minute and per-hour aggregates (sorted by sensor, time) to
+    """Append a batch's per-minute and per-hour aggregates (rows sorted by key, time) to
     rollup_pending: one COPY into a table without indexes, in the caller's transaction."""
-    levels = _levels(sensor_code, unit_code, unit_ids, ts_ns, value)
+    levels = _levels(key, ts_ns, value)
     every = [np.ones(len(b.bucket_ns), bool) for b in levels]
-    payload = _both_levels_payload(levels, every, sensor_ids, unit_ids)
+    payload = _both_levels_payload(levels, every)
     with cur.copy(f"COPY rollup_pending ({_ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(payload)
 
 
 def _levels(
-    sensor_code: np.ndarray,
-    unit_code: np.ndarray,
-    unit_ids: list[str],
-    ts_ns: np.ndarray,
-    value: np.ndarray,
+    key: np.ndarray, ts_ns: np.ndarray, value: np.ndarray
 ) -> tuple[rollups.Buckets, rollups.Buckets]:
-    """The batch's per-minute and per-hour buckets (rows sorted by sensor, time)."""
-    unit_rank = np.empty(len(unit_ids), np.int64)
-    unit_rank[np.argsort(np.array(unit_ids, dtype=object))] = np.arange(len(unit_ids))
+    """The batch's per-minute and per-hour buckets by sensor key (rows sorted by key,
+    time). The rollup tables have no unit since 0042: it is the sensor's (sensor_keys)."""
+    key = np.asarray(key, np.int64)
     return (
-        rollups.fold(sensor_code, unit_code, unit_rank, ts_ns, value, rollups.MINUTE_NS),
-        rollups.fold(sensor_code, unit_code, unit_rank, ts_ns, value, rollups.HOUR_NS),
+        rollups.fold(key, None, None, ts_ns, value, rollups.MINUTE_NS),
+        rollups.fold(key, None, None, ts_ns, value, rollups.HOUR_NS),
     )
 
 
@@ -362,42 +349,39 @@ def _write_staged(cur: psycopg.Cursor[Any], payload: bytes, n: int) -> int:
 
 def fold_rollups(
     cur: psycopg.Cursor[Any],
-    sensor_ids: list[str],
-    sensor_code: np.ndarray,
-    unit_ids: list[str],
-    unit_code: np.ndarray,
+    key: np.ndarray,
     ts_ns: np.ndarray,
     value: np.ndarray,
     *,
     copy_new: bool = True,
-    keys: np.ndarray | None = None,
     state: _KeyCache | None = None,
 ) -> None:
-    """Fold a batch just inserted, sorted by (sensor, time), into readings_1m / readings_1h.
+    """Fold a batch just inserted, sorted by (sensor key, time; ``key`` per row), into
+    the rollup tables (``readings_1m_raw`` / ``readings_1h_raw``, migration 0042).
 
     Plain PostgreSQL only (``rollups_by_writer()``); in the caller's transaction.
     Buckets the tables do not have yet are COPYed straight in (under a savepoint: if a
     concurrent writer made one meanwhile, every bucket is upserted instead); the others
     are merged by ``fold_staged_rollups()``. Which buckets exist comes from the writer's
-    memory (``state``, with ``keys`` the sensor key per code) when it knows every
-    sensor of the batch, else from a probe of the tables. ``copy_new=False`` upserts
-    every bucket (the simpler variant, kept for ``chemwatch bench storage``).
+    memory (``state``) when it knows every sensor of the batch, else from a probe of
+    the tables. ``copy_new=False`` upserts every bucket (the simpler variant, kept for
+    ``chemwatch bench storage``). Rollup rows carry keys only: no text is encoded.
     """
-    levels = _levels(sensor_code, unit_code, unit_ids, ts_ns, value)
+    levels = _levels(key, ts_ns, value)
     upsert = [np.ones(len(b.bucket_ns), bool) for b in levels]
     if copy_new:
         stored = None
-        if state is not None and keys is not None:
-            stored = _known_buckets(state, keys, levels)
+        if state is not None:
+            stored = _known_buckets(state, levels)
         if stored is None:
-            stored = _stored_buckets(cur, sensor_ids, levels)
+            stored = _stored_buckets(cur, levels)
         try:
             with cur.connection.transaction():
                 for table, b, old in zip(
-                    ("readings_1m", "readings_1h"), levels, stored, strict=True
+                    ("readings_1m_raw", "readings_1h_raw"), levels, stored, strict=True
                 ):
                     if not old.all():
-                        payload = _rollup_payload(b, ~old, sensor_ids, unit_ids, None)
+                        payload = _rollup_payload(b, ~old, None)
                         with cur.copy(
                             f"COPY {table} ({_ROLLUP_COLUMNS.split(', ', 1)[1]})"
                             " FROM STDIN (FORMAT BINARY)"
@@ -407,17 +391,14 @@ def fold_rollups(
             pass  # a concurrent writer made some of these buckets: upsert them all
         else:
             upsert = stored
-    if state is not None and keys is not None:
-        _remember_buckets(state, keys, levels)
+    if state is not None:
+        _remember_buckets(state, levels)
     if not any(u.any() for u in upsert):
         return
-    payload = _both_levels_payload(levels, upsert, sensor_ids, unit_ids)
+    payload = _both_levels_payload(levels, upsert)
     cur.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_ROLLUP_STAGE} (hourly boolean NOT NULL,"
-        " bucket timestamptz NOT NULL, sensor_id text NOT NULL, unit_id text NOT NULL,"
-        " samples bigint NOT NULL, value_sum double precision, value_min double precision,"
-        " value_max double precision, value_last double precision,"
-        " last_time timestamptz NOT NULL) ON COMMIT DELETE ROWS"
+        f"CREATE TEMP TABLE IF NOT EXISTS {_ROLLUP_STAGE} (LIKE rollup_pending)"
+        " ON COMMIT DELETE ROWS"
     )
     with cur.copy(f"COPY {_ROLLUP_STAGE} ({_ROLLUP_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.write(payload)
@@ -425,7 +406,7 @@ def fold_rollups(
 
 
 def _known_buckets(
-    state: _KeyCache, keys: np.ndarray, levels: tuple[rollups.Buckets, ...]
+    state: _KeyCache, levels: tuple[rollups.Buckets, ...]
 ) -> list[np.ndarray] | None:
     """Per level, the buckets taken as stored: those not newer than the newest bucket
     this connection wrote for the sensor. None when a sensor has none (probe instead).
@@ -439,7 +420,7 @@ def _known_buckets(
     """
     masks = []
     for newest, b in zip(state.newest, levels, strict=True):
-        k = keys[b.sensor]
+        k = b.sensor  # sensor keys
         if len(k) and int(k.max()) >= len(newest):
             return None
         last = newest[k]
@@ -449,12 +430,10 @@ def _known_buckets(
     return masks
 
 
-def _remember_buckets(
-    state: _KeyCache, keys: np.ndarray, levels: tuple[rollups.Buckets, ...]
-) -> None:
+def _remember_buckets(state: _KeyCache, levels: tuple[rollups.Buckets, ...]) -> None:
     """Advance the newest written bucket per sensor and level (see _known_buckets)."""
     for i, b in enumerate(levels):
-        k = keys[b.sensor].astype(np.int64)
+        k = b.sensor
         if not len(k):
             continue
         top = int(k.max()) + 1
@@ -466,16 +445,16 @@ def _remember_buckets(
 
 
 def _stored_buckets(
-    cur: psycopg.Cursor[Any], sensor_ids: list[str], levels: tuple[rollups.Buckets, ...]
+    cur: psycopg.Cursor[Any], levels: tuple[rollups.Buckets, ...]
 ) -> list[np.ndarray]:
     """Per level (1 minute, 1 hour): which of the buckets the rollup table already has."""
     m, h = levels
-    # probe only the batch's sensors: a worker's id list is its whole plant (up to 100k)
-    present = np.unique(m.sensor)  # both levels hold the same sensors
+    present = np.unique(m.sensor)  # the batch's sensor keys; both levels hold the same
     rows = cur.execute(
-        "SELECT hourly, codes, buckets FROM stored_rollup_buckets(%s, %s, %s, %s, %s)",
+        "SELECT hourly, codes, buckets FROM stored_rollup_key_buckets(%s::integer[],"
+        " %s, %s, %s, %s)",
         (
-            [sensor_ids[i] for i in present.tolist()],
+            present.tolist(),
             _utc(int(m.bucket_ns.min())),
             _utc(int(m.bucket_ns.max())),
             _utc(int(h.bucket_ns.min())),
@@ -491,47 +470,35 @@ def _stored_buckets(
             continue
         first = int(b.bucket_ns.min())
         span = (int(b.bucket_ns.max()) - first) // width + 1  # buckets
-        key = b.sensor * span + (b.bucket_ns - first) // width
+        position = np.searchsorted(present, b.sensor)
+        cell = position * span + (b.bucket_ns - first) // width
         stored_ns = np.asarray(seconds, np.int64) * 1_000_000_000
-        old = present[np.asarray(codes, np.int64)] * span + (stored_ns - first) // width
-        masks.append(np.isin(key, old))
+        old = np.asarray(codes, np.int64) * span + (stored_ns - first) // width
+        masks.append(np.isin(cell, old))
     return masks
 
 
-def _both_levels_payload(
-    levels: tuple[rollups.Buckets, ...],
-    masks: list[np.ndarray],
-    sensor_ids: list[str],
-    unit_ids: list[str],
-) -> bytes:
+def _both_levels_payload(levels: tuple[rollups.Buckets, ...], masks: list[np.ndarray]) -> bytes:
     """One COPY payload of the selected buckets of both levels, with the ``hourly``
-    column (the layout of ``rollups_stage`` and ``rollup_pending``)."""
+    column (the layout of ``rollups_key_stage`` and ``rollup_pending``)."""
     body = [
-        _rollup_payload(b, mask, sensor_ids, unit_ids, hourly)[
-            len(pgcopy.HEADER) : -len(pgcopy.TRAILER)
-        ]
+        _rollup_payload(b, mask, hourly)[len(pgcopy.HEADER) : -len(pgcopy.TRAILER)]
         for hourly, b, mask in zip((False, True), levels, masks, strict=True)
     ]
     return b"".join([pgcopy.HEADER, *body, pgcopy.TRAILER])
 
 
-def _rollup_payload(
-    b: rollups.Buckets,
-    rows: np.ndarray,
-    sensor_ids: list[str],
-    unit_ids: list[str],
-    hourly: bool | None,
-) -> bytes:
-    """COPY payload of the selected buckets; with an ``hourly`` column unless None."""
+def _rollup_payload(b: rollups.Buckets, rows: np.ndarray, hourly: bool | None) -> bytes:
+    """COPY payload of the selected buckets (keys, no text); with an ``hourly`` column
+    unless None (columns as in ``_ROLLUP_COLUMNS``)."""
     n = int(rows.sum())
     cols: list[pgcopy.Column] = (
         [] if hourly is None else [pgcopy.Fixed(np.full(n, hourly, np.uint8), ">u1")]
     )
     cols += [
         pgcopy.timestamptz(b.bucket_ns[rows]),
-        pgcopy.Text(b.sensor[rows], sensor_ids),
-        pgcopy.Text(b.unit[rows], unit_ids),
-        pgcopy.Fixed(b.samples[rows], ">i8"),
+        pgcopy.Fixed(b.sensor[rows].astype(np.int32), ">i4"),
+        pgcopy.Fixed(b.samples[rows].astype(np.int32), ">i4"),
         pgcopy.float8(b.value_sum[rows]),
         pgcopy.float8(b.value_min[rows]),
         pgcopy.float8(b.value_max[rows]),

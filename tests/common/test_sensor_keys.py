@@ -87,10 +87,13 @@ def test_a_sensor_reported_with_another_unit_moves_with_its_history(
     units = db.execute("SELECT sensor_id, unit_id, count(*) FROM readings GROUP BY 1, 2").fetchall()
     assert sorted(units) == [("M-1", "U2", 90), ("M-2", "U1", 60)]
     assert db.execute("SELECT count(*) FROM sensor_keys").fetchone()[0] == 2
-    # the rollups name the unit each batch was written with (bucket unit = smallest)
+    # the rollups (keyed since 0042) name the sensor's unit too, for every bucket
     assert db.execute(
         "SELECT DISTINCT unit_id FROM readings_1m WHERE sensor_id = 'M-1' ORDER BY 1"
-    ).fetchall() == [("U1",), ("U2",)]
+    ).fetchall() == [("U2",)]
+    assert db.execute(
+        "SELECT sum(samples) FROM readings_1m WHERE sensor_id = 'M-1'"
+    ).fetchone() == (90,)
 
 
 def test_a_recreated_key_table_resets_the_cache(db: psycopg.Connection) -> None:
