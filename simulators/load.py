@@ -115,9 +115,14 @@ class Ledger:
         j = seqs % len(self.count)
         ts = (start_ms + seqs * 1000 / rate).astype(np.int64)
         centi = seqs % 10_000
-        np.add.at(self.count, j, 1)  # exact integer sums (float weights would round)
-        np.add.at(self.ts_sum, j, ts)
-        np.add.at(self.centi_sum, j, centi)
+        if len(j) <= len(self.count):  # each sensor once (a window of at most n)
+            self.count[j] += 1
+            self.ts_sum[j] += ts
+            self.centi_sum[j] += centi
+        else:  # a backlog: sensors repeat, and exact integer sums need add.at
+            np.add.at(self.count, j, 1)
+            np.add.at(self.ts_sum, j, ts)
+            np.add.at(self.centi_sum, j, centi)
         return j, ts, centi
 
     def as_dict(self, ids: list[str]) -> dict[str, list[int]]:
@@ -138,6 +143,8 @@ def boundary(seq: int, units_at: np.ndarray, n: int, *, after: bool = False) -> 
 
 def _by_unit(units: np.ndarray) -> list[np.ndarray]:
     """Positions of each unit's readings, in order (a stable sort keeps reading order)."""
+    if units[0] == units[-1] and (units == units[0]).all():
+        return [np.arange(len(units))]  # the common window: one unit
     order = np.argsort(units, kind="stable")
     return np.split(order, np.flatnonzero(np.diff(units[order])) + 1)
 
@@ -175,8 +182,10 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
         # a gateway sends a unit's readings together: send up to the last unit boundary
         # that is due (or the rest), else wait for the next one
         end = due if job.batch == 1 or due == total else boundary(due, units_at, n)
-        if end <= sent:
-            time.sleep(min(0.002, (boundary(sent, units_at, n, after=True) - due) / job.rate))
+        if end <= sent:  # sleep until the next unit boundary's reading is due
+            nxt = sent + 1 if job.batch == 1 else boundary(sent, units_at, n, after=True)
+            wake = start_at + (nxt - 1) / job.rate
+            time.sleep(min(0.05, max(0.0, wake - time.time())))
             continue
         due = end
         behind = max(behind, (due - sent) / job.rate)

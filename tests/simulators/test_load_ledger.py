@@ -11,7 +11,8 @@ def test_ledger_books_what_the_per_reading_formulas_give() -> None:
     n, rate, start_ms = 37, 1234.5, 1_795_974_869_375.0
     book = Ledger(n)
     want = [[0, 0, 0] for _ in range(n)]
-    for lo, hi in [(0, 100), (100, 101), (101, 5000)]:  # windows of any size
+    # windows of at most n readings (each sensor once) and longer ones (a backlog)
+    for lo, hi in [(0, 30), (30, 67), (67, 68), (68, 200), (200, 5000), (5000, 5037)]:
         j, ts, centi = book.add(np.arange(lo, hi), start_ms, rate)
         for k, seq in enumerate(range(lo, hi)):
             t, v = int(start_ms + seq * 1000 / rate), value_of(seq)
