@@ -16,9 +16,10 @@ import psycopg
 import pytest
 
 from common import store
-from common.migrate import available, migrate
+from common.migrate import migrate
 from common.settings import BaseProcessSettings
 from tests.common.test_rollups_partitions import ROLLUP_FROM_RAW, ROLLUP_TABLE
+from tests.fixtures.old_schema import apply_migrations_before
 from tests.fixtures.services import Isolation, database
 
 pytestmark = pytest.mark.integration
@@ -74,15 +75,7 @@ def test_text_keyed_rollups_are_converted_with_every_value_and_replays_add_nothi
     try:
         with psycopg.connect(settings.conninfo(), autocommit=True) as old:
             old.execute(f"SET search_path TO {schema}, public")
-            old.execute(
-                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for version, name, text in available():
-                if version < 42:
-                    old.execute(text.encode())
-                    old.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
-            old.execute("SELECT storage_maintain()")
+            apply_migrations_before(old, 42)
             for statement in (OLD_WRITES + OLD_PENDING).split(";\n")[:-1]:
                 old.execute(statement, {"start": start})
             before = {

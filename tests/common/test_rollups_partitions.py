@@ -12,6 +12,7 @@ import pytest
 from common import store
 from common.migrate import migrate
 from common.settings import BaseProcessSettings
+from tests.fixtures.old_schema import apply_migrations_before
 from tests.fixtures.services import Isolation, database
 
 pytestmark = pytest.mark.integration
@@ -309,15 +310,7 @@ def test_a_text_keyed_schema_is_converted_with_its_rows(
     try:
         with psycopg.connect(settings.conninfo(), autocommit=True) as old:
             old.execute(f"SET search_path TO {schema}, public")
-            old.execute(
-                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for version, name, text in available():
-                if version < 40:
-                    old.execute(text.encode())
-                    old.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
-            old.execute("SELECT storage_maintain()")
+            apply_migrations_before(old, 40)
             # 3 sensors x 200 readings over the last ~3 h, through the old write function;
             # S-2 moved from unit U1 to U2 half-way (its newest unit wins).
             old.execute(
