@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -94,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     """Entry point for parsed flags."""
 
     def main() -> int:
+        # SIGTERM (`timeout`, a CI runner, kill) unwinds like Ctrl-C, so the services the
+        # run started are stopped and its private topics and schema removed: by default
+        # the interpreter would exit at once and leave them running
+        signal.signal(signal.SIGTERM, _interrupt)
         settings = settings_from_args(BaseProcessSettings, args)
         opts = options(args)
         command = "chemwatch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -114,3 +119,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return guarded(main)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from chemwatch.e2e import report, runner
 from common.settings import BaseProcessSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.solo]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(240)
@@ -43,3 +50,37 @@ def test_one_low_step_fills_the_report(stack: BaseProcessSettings, tmp_path: Pat
     assert paths["lag"].stat().st_size > 0
     # private names are gone again
     assert summary["stepped"]["errors"] == {"alerting": 0, "detectors-0": 0, "ingest-0": 0}
+
+
+@pytest.mark.timeout(240)
+def test_sigterm_stops_the_services_it_started(stack: BaseProcessSettings, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHEMWATCH_")}
+    env |= {"CHEMWATCH_MQTT__PORT": str(stack.mqtt.port),
+            "CHEMWATCH_KAFKA__BOOTSTRAP_SERVERS": stack.kafka.bootstrap_servers,
+            "CHEMWATCH_DATABASE__PORT": str(stack.database.port)}  # fmt: skip
+    log = tmp_path / "bench.log"
+    with log.open("w") as out:
+        bench = subprocess.Popen(
+            [sys.executable, "-m", "chemwatch", "bench", "e2e", "--rates", "500",
+             "--step-seconds", "60", "--sensors", "100", "--no-half-rate",
+             "--out", str(tmp_path / "report")],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 150
+        while "step at" not in log.read_text():  # services up, the first step running
+            assert bench.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        services = [
+            c for c in psutil.Process(bench.pid).children(recursive=True)
+            if c.cmdline()[1:3] in (["-m", "ingest"], ["-m", "detectors"], ["-m", "alerting"])
+        ]  # fmt: skip
+        assert len(services) == 3
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(90) == 130
+        _gone, alive = psutil.wait_procs(services, timeout=10)
+        assert alive == []
+    finally:
+        if bench.poll() is None:
+            bench.kill()
