@@ -26,7 +26,16 @@ from ingest.batching import Batcher
 from ingest.parse_json import JsonContext, parse_json
 from ingest.sensors import SensorTable
 from ingest.settings import IngestOptions
-from simulators.load import PER_UNIT, SITE, sensor_id, synthetic_plant, unit_id
+from simulators.load import (
+    ENTRY_JSON,
+    PER_UNIT,
+    SINGLE_JSON,
+    SITE,
+    sensor_id,
+    synthetic_plant,
+    unit_id,
+    value_of,
+)
 
 PREFIX = "bench"
 
@@ -51,13 +60,12 @@ def messages(units: int, batch: int, now_ms: int) -> tuple[list[tuple[str, bytes
         base = u * PER_UNIT
         ids = [sensor_id(base + k % PER_UNIT) for k in range(batch)]
         items = [
-            f'{{"sensor":"{sid}","ts":{now_ms - batch + k},"value":{(k % 10_000) / 100}}}'
-            for k, sid in enumerate(ids)
+            ENTRY_JSON.format(sid, now_ms - batch + k, value_of(k)) for k, sid in enumerate(ids)
         ]
         topic = f"{PREFIX}/{SITE}/{unit_id(base)}"
         batches.append((topic, ('{"readings":[' + ",".join(items) + "]}").encode()))
         for k in range(PER_UNIT):
-            payload = f'{{"ts":{now_ms - k},"value":{k / 100}}}'.encode()
+            payload = SINGLE_JSON.format(now_ms - k, value_of(k)).encode()
             singles.append((f"{topic}/{sensor_id(base + k)}", payload))
     return batches, singles
 

@@ -9,7 +9,7 @@ unit and flush, not per reading.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -139,7 +139,9 @@ class Batcher:
             whole = (
                 chunks[0]
                 if len(chunks) == 1
-                else Chunk(*(np.concatenate([getattr(c, f) for c in chunks]) for f in _FIELDS))
+                else Chunk(
+                    *(np.concatenate([getattr(c, f.name) for c in chunks]) for f in fields(Chunk))
+                )
             )
             for start in range(0, len(whole.ts_ns), max_readings):
                 part = slice(start, start + max_readings)
@@ -162,6 +164,3 @@ class Batcher:
             (b.unit_id.encode(), encode_batch(b), len(b), b.unit_id)
             for b in self.batches(max_readings)
         ]
-
-
-_FIELDS = ("sensor_code", "ts_ns", "ingest_ns", "value", "quality")

@@ -92,8 +92,10 @@ def value_of(seq: int) -> float:
     return (seq % 10_000) / 100
 
 
-_SINGLE = '{{"ts":{},"value":{}}}'
-_ENTRY = '{{"sensor":"{}","ts":{},"value":{}}}'
+# The payloads the generator sends (str.format templates): a single reading on its
+# sensor's topic, and one entry of a gateway batch on its unit's topic.
+SINGLE_JSON = '{{"ts":{},"value":{}}}'
+ENTRY_JSON = '{{"sensor":"{}","ts":{},"value":{}}}'
 
 
 class Ledger:
@@ -143,7 +145,7 @@ def boundary(seq: int, units_at: np.ndarray, n: int, *, after: bool = False) -> 
 
 def _by_unit(units: np.ndarray) -> list[np.ndarray]:
     """Positions of each unit's readings, in order (a stable sort keeps reading order)."""
-    if units[0] == units[-1] and (units == units[0]).all():
+    if (units == units[0]).all():
         return [np.arange(len(units))]  # the common window: one unit
     order = np.argsort(units, kind="stable")
     return np.split(order, np.flatnonzero(np.diff(units[order])) + 1)
@@ -196,11 +198,11 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
         values = (centi / 100).tolist()
         before = len(infos)
         if job.batch == 1:
-            for t, payload in zip(j.tolist(), map(_SINGLE.format, ts.tolist(), values),
+            for t, payload in zip(j.tolist(), map(SINGLE_JSON.format, ts.tolist(), values),
                                   strict=True):  # fmt: skip
                 infos.append(client.publish(topics[t], payload, job.qos))
         else:
-            items = list(map(_ENTRY.format, ids[j].tolist(), ts.tolist(), values))
+            items = list(map(ENTRY_JSON.format, ids[j].tolist(), ts.tolist(), values))
             for rows in _by_unit(unit_of[j]):
                 topic = unit_topics[int(j[rows[0]])]
                 for i in range(0, len(rows), job.batch):

@@ -32,7 +32,7 @@ def test_singles_and_batches_interleave_in_arrival_order() -> None:
     b.add("U1", "C", 6, 6.0, 2, 400)
     b.extend("U1", ["D"], np.array([7]), np.array([7.0]), np.array([1], np.uint8), 500)
     assert b.count == 7
-    assert _flat(b) == {
+    expected = {
         "U1": [
             ("A", 1, 1.0, 0, 100),
             ("B", 2, 2.0, 0, 200),
@@ -43,8 +43,12 @@ def test_singles_and_batches_interleave_in_arrival_order() -> None:
         ],
         "U2": [("X", 5, 5.0, 1, 300)],
     }
-    # reading the batches changes nothing: a second call sees the same
-    assert _flat(b) == _flat(b)
+    assert _flat(b) == expected
+    # reading the batches changes nothing: a second read sees the same, and a reading
+    # added afterwards still comes after the earlier ones
+    assert _flat(b) == expected
+    b.add("U1", "A", 8, 8.0, 0, 600)
+    assert _flat(b)["U1"] == [*expected["U1"], ("A", 8, 8.0, 0, 600)]
 
 
 def test_records_split_at_the_limit_and_decode_to_the_same_readings() -> None:
