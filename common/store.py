@@ -518,8 +518,11 @@ def _copy(cur: psycopg.Cursor[Any], table: str, payload: bytes) -> None:
         copy.write(payload)
 
 
-def insert_anomalies(conn: psycopg.Connection[Any], events: Iterable[ConditionEvent]) -> None:
-    """Record condition transitions (and queue them for publication)."""
+def insert_anomalies(
+    conn: psycopg.Connection[Any], events: Iterable[ConditionEvent], published: bool = False
+) -> None:
+    """Record condition transitions; unless ``published`` (Kafka has them already) they
+    wait for publication (the outbox)."""
     rows = [
         (
             e.event_id,
@@ -537,6 +540,7 @@ def insert_anomalies(conn: psycopg.Connection[Any], events: Iterable[ConditionEv
             e.detector,
             e.explanation,
             e.to_json().decode(),
+            published,
         )
         for e in events
     ]
@@ -545,8 +549,8 @@ def insert_anomalies(conn: psycopg.Connection[Any], events: Iterable[ConditionEv
             cur.executemany(
                 "INSERT INTO anomalies (event_id, occurrence_id, time, activated_at, state,"
                 " site_id, unit_id, sensor_id, condition, severity, value, threshold,"
-                " detector, explanation, payload)"
-                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " detector, explanation, payload, published)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
                 " ON CONFLICT (event_id) DO NOTHING",
                 rows,
             )

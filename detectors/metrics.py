@@ -13,7 +13,19 @@ UNKNOWN_SENSORS = Counter(
 TRANSITIONS = Counter(
     "chemwatch_detectors_transitions_total", "Condition transitions", ["condition", "state"]
 )
-BATCH_SECONDS = Histogram("chemwatch_detectors_batch_seconds", "Time to process and commit a poll")
+BATCH_SECONDS = Histogram(
+    "chemwatch_detectors_batch_seconds",
+    "Time from a poll's detection to its commit (with any wait for the previous write)",
+)
+DETECT_SECONDS = Histogram(
+    "chemwatch_detectors_detect_seconds",
+    "Time to decode and detect one poll (its condition events are sent right after)",
+)
+POLL_READINGS = Histogram(
+    "chemwatch_detectors_poll_readings",
+    "Readings per poll",
+    buckets=(10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000),
+)
 LAG_SECONDS = Gauge(
     "chemwatch_detectors_source_lag_seconds",
     "Now minus source time of the newest reading processed",

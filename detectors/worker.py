@@ -7,9 +7,14 @@ and shutdown) the detector state of the changed units is checkpointed together w
 offsets it corresponds to, in the same transaction as that poll. On start and on every
 partition assignment the worker restores the checkpoint and seeks to its offsets, so a
 crash at any point neither loses nor duplicates a row: the polls after the checkpoint are
-replayed and find their rows already there. Condition events are written
-to the ``anomalies`` table first (an outbox) and published after the commit; ids are
-deterministic, so a republish after a crash is harmless.
+replayed and find their rows already there.
+
+The alarm path does not wait for the database: a poll's condition events go to Kafka
+as soon as they are detected, and its transaction is written while the next poll is
+detected (one write in flight, writes in poll order). A crash before the write commits
+replays the poll from the checkpoint and publishes the same events again: their ids are
+deterministic, so alerting applies each once. Events Kafka did not take are stored
+unpublished (an outbox) and sent, in order, once it is back.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -52,6 +58,28 @@ STATE_NAME = "suite"  # detector_state.detector of the whole suite's per-unit sn
 MODEL_KIND = "pca"  # detector_models.kind of the multivariate models
 
 
+@dataclass(frozen=True)
+class _Checkpoint:
+    """Resume offsets and the state of the units changed since the last checkpoint,
+    taken together (the state is what the detectors hold after exactly these offsets)."""
+
+    positions: dict[TopicPartition, int]
+    state: dict[str, dict[str, Any]]
+    units: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Poll:
+    """One poll, detected and laid out for its database write."""
+
+    rows: dict[str, Any]
+    events: list[ConditionEvent]
+    checkpoint: _Checkpoint | None
+    readings: int
+    newest_ns: int | None
+    started: float  # perf_counter when detection began
+
+
 class Worker:
     """One member of the detector consumer group."""
 
@@ -71,6 +99,15 @@ class Worker:
         # All database work runs on this one thread: the rebalance listener and the
         # poll loop must never use the connection at the same time.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors-db")
+        # Detection runs on its own thread, so the next poll is detected while the
+        # previous one is written. Detector state is changed only while ``_lock`` is
+        # held (detection, ticks, restore, checkpoints), so no two of them overlap.
+        self._detect = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors-detect")
+        self._lock = asyncio.Lock()
+        self._pending: asyncio.Future[None] | None = None  # the write in flight
+        # Bumped after every restore and seek: a poll fetched before it is dropped (it is
+        # fetched again from the restored offsets).
+        self._generation = 0
         self._batches = 0
         self._db_failures = 0  # consecutive failed attempts to write (for the backoff)
         self._outbox_pending = False  # a publish failed: the outbox holds unsent events
@@ -81,15 +118,15 @@ class Worker:
         # timestamps lie in the past) is not taken for silence.
         self._source_lag_ns = 0
         self.owned = np.zeros(len(registry), bool)  # sensors of units on our partitions
-        # Checkpointing: next offsets processed per partition, units changed since the last
+        # Checkpointing: next offsets detected per partition, units changed since the last
         # checkpoint, and when the next one is due.
         self._positions: dict[TopicPartition, int] = {}
         self._dirty: set[int] = set()
         self._next_checkpoint = 0.0
         self._checkpointed: dict[TopicPartition, int] = {}  # to commit to Kafka (advisory)
-        # Events Kafka has acknowledged, marked published in the next transaction we run
-        # anyway (a commit of their own cost one fsync per batch on the alarm path). Lost
-        # in a crash, they are only published again: event ids make that harmless.
+        # Stored events Kafka has since acknowledged (outbox, ticks), marked published in
+        # the next transaction we run anyway (a commit of their own cost one fsync each).
+        # Lost in a crash, they are only published again: event ids make that harmless.
         self._to_mark: list[str] = []
         self._folder = (
             RollupFolder(settings.database.conninfo()) if settings.detectors.defer_rollups else None
@@ -117,50 +154,97 @@ class Worker:
         try:
             await self._publish_outbox(producer)
             while not stop.is_set():
-                polled = await consumer.getmany(
-                    timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records
-                )
+                polled, generation = await self._poll(consumer)
                 await kafka_clients.record_lag(consumer, metrics.KAFKA_LAG)
                 try:
-                    if polled:
-                        started = time.perf_counter()
-                        events, _offsets = await self.in_db_thread(self._store, polled)
-                        await self._publish_safely(producer, events)
-                        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-                    if time.monotonic() >= next_tick:
-                        next_tick = time.monotonic() + opts.tick_interval_s
-                        await self._publish_safely(producer, await self.in_db_thread(self._tick))
-                        # once per tick, not per batch: partial aggregates of the same
-                        # buckets merge; beside the poll loop, not in its way
-                        if self._folder is not None:
-                            self._folder.kick()
-                    if self._outbox_pending and time.monotonic() >= self._outbox_retry_at:
-                        await self._publish_outbox(producer)
-                    if self._dirty and time.monotonic() >= self._next_checkpoint:
-                        await self.in_db_thread(self.checkpoint)  # quiet topic: still every N s
+                    async with self._lock:
+                        if polled and generation == self._generation:
+                            await self._handle(producer, polled)
+                        if time.monotonic() >= next_tick:
+                            next_tick = time.monotonic() + opts.tick_interval_s
+                            await self._tick(producer)
+                            # once per tick, not per batch: partial aggregates of the same
+                            # buckets merge; beside the poll loop, not in its way
+                            if self._folder is not None:
+                                self._folder.kick()
+                        if self._outbox_pending and time.monotonic() >= self._outbox_retry_at:
+                            await self._publish_outbox(producer)
+                        if self._dirty and time.monotonic() >= self._next_checkpoint:
+                            await self._settle()  # a quiet topic: still every N s
+                            await self.in_db_thread(self.checkpoint)
                     if self._checkpointed:
                         # Kafka's committed offsets only ever echo the checkpoint, so a
                         # member that falls back on them never skips unreplayed data.
                         await commit_advisory(consumer, self._checkpointed)
                         self._checkpointed = {}
-                    self._db_failures = 0
                 except store.UNAVAILABLE as exc:
                     await self._recover(consumer, exc, stop)
         finally:
             self._running = False
-            await self._checkpoint_now()
+            async with self._lock:
+                await self._checkpoint_now()
             await consumer.stop()
             await producer.stop()
             if self._folder is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self._folder.close)
             await self.in_db_thread(self._conn.close)
             self._db.shutdown()
+            self._detect.shutdown()
             log.info("detector worker stopped")
 
+    async def _poll(
+        self, consumer: Any
+    ) -> tuple[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], int]:
+        """The next records and the generation they belong to, topped up with what arrived
+        since they were fetched when they are old (see ``fresh_ms``)."""
+        opts = self.settings.detectors
+        polled = await consumer.getmany(
+            timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records
+        )
+        generation = self._generation
+        n = sum(map(len, polled.values()))
+        if not n or n >= opts.max_records or not opts.fresh_ms:
+            return polled, generation
+        newest_ms = max(records[-1].timestamp for records in polled.values())
+        if time.time() * 1000 - newest_ms < opts.fresh_ms:
+            return polled, generation
+        more = await consumer.getmany(
+            timeout_ms=opts.fresh_wait_ms, max_records=opts.max_records - n
+        )
+        if self._generation != generation:  # restored in between: the first part is stale
+            return more, self._generation
+        for tp, records in more.items():
+            polled[tp] = [*polled.get(tp, ()), *records]
+        return polled, generation
+
+    async def _handle(
+        self, producer: Any, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        """Detect one poll, send its events, and queue its write behind the previous one."""
+        poll = await self.in_detect_thread(self._prepare, polled)
+        published = await self._deliver(producer, poll.events)
+        await self._settle()
+        # Submitted now (not in a task started later), so database work queued after this
+        # line runs after this write.
+        self._pending = asyncio.get_running_loop().run_in_executor(
+            self._db, self._write, poll, published
+        )
+
+    async def _settle(self) -> None:
+        """Wait for the write in flight; its error (e.g. the database went away) is raised
+        here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
     async def _checkpoint_now(self) -> None:
+        """Checkpoint after the write in flight (revoke, shutdown; the caller holds the
+        lock). When that write failed the state is ahead of the database: no checkpoint,
+        the replay from the last one covers it."""
         try:
+            await self._settle()
             await self.in_db_thread(self.checkpoint)
-        except psycopg.Error as exc:  # the replay from the last checkpoint covers it
+        except psycopg.Error as exc:
             log.warning("no checkpoint (%s)", exc)
 
     async def _recover(self, consumer: Any, exc: Exception, stop: asyncio.Event) -> None:
@@ -171,6 +255,8 @@ class Worker:
         """
         log.error("database error (%s); reconnecting", exc)
         metrics.DB_ERRORS.inc()
+        with contextlib.suppress(psycopg.Error):
+            await self._settle()  # a write still in flight fails the same way
         # Back off when the database keeps refusing (read-only, disk full): reconnecting
         # works at once then, and each retry would re-read the same records for nothing.
         self._db_failures += 1
@@ -181,15 +267,24 @@ class Worker:
         while not stop.is_set():
             try:
                 await self.in_db_thread(self._reconnect)
-                assigned = consumer.assignment()
-                positions = await self.in_db_thread(self.restore, assigned)
-                seek(consumer, assigned, positions)
+                async with self._lock:
+                    await self.resume(consumer, consumer.assignment())
                 log.info("database back; resumed from stored offsets")
                 return
             except store.UNAVAILABLE as again:
                 log.warning("database still unavailable (%s); retry in %.1f s", again, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    async def resume(
+        self, consumer: Any, partitions: set[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Restore the checkpoint of ``partitions`` and seek to its offsets (the caller
+        holds the lock); polls fetched before are dropped."""
+        positions = await self.in_db_thread(self.restore, partitions)
+        seek(consumer, partitions, positions)
+        self._generation += 1
+        return positions
 
     def _reconnect(self) -> None:
         if self._conn is not None and not self._conn.closed:
@@ -205,27 +300,38 @@ class Worker:
                 owned[sensors] = True
         self.owned = owned
 
-    def _tick(self) -> list[ConditionEvent]:
-        """Clock-driven conditions (stale sensors) of the units we own, made durable."""
-        assert self._conn is not None
+    async def _tick(self, producer: Any) -> None:
+        """Clock-driven conditions (stale sensors) of the units we own: stored, then sent.
+
+        Unlike a poll's events these are not replayed after a crash (they come from the
+        clock), so they are made durable before they are published."""
+        events = await self.in_detect_thread(self._tick_detect)
+        if events or self._to_mark:  # a quiet topic: no batch transaction to carry marks
+            await self.in_db_thread(self._insert_events, events)
+        await self._publish_stored(producer, events)
+
+    def _tick_detect(self) -> list[ConditionEvent]:
         now = time.time_ns() - self._source_lag_ns  # "now" on the sources' clock
         found = [(d, _only(tr, self.owned)) for d, tr in self.suite.tick(now)]
         events = self._events(found)
-        if not events:
-            if self._to_mark:  # a quiet topic: no batch transaction to carry them
-                with self._transaction():
-                    pass
-            return []
-        units = np.unique(self.unit_code[np.concatenate([tr.sensor for _, tr in found])])
+        if events:  # their state goes out with the checkpoint
+            units = np.unique(self.unit_code[np.concatenate([tr.sensor for _, tr in found])])
+            self._dirty.update(int(u) for u in units)
+        return events
+
+    def _insert_events(self, events: list[ConditionEvent]) -> None:
+        assert self._conn is not None
         with self._transaction():
             store.insert_anomalies(self._conn, events)
-        self._dirty.update(int(u) for u in units)  # their state goes out with the checkpoint
-        self._count({"ts": np.array([], np.int64)}, 0, events)
-        return events
+        self._count(0, None, 0, events)
 
     async def in_db_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work on the worker's database thread."""
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    async def in_detect_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run detection on the worker's detection thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._detect, fn, *args)
 
     def restore(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
         """Reload detector state and return the stored next offset per assigned partition."""
@@ -263,36 +369,38 @@ class Worker:
         return positions
 
     def checkpoint(self) -> None:
-        """Write the state of changed units and the resume offsets now (revoke, shutdown)."""
+        """Write the state of changed units and the resume offsets now (revoke, shutdown;
+        nothing may be detected or written meanwhile)."""
         assert self._conn is not None
         if self._conn.closed:
             return
+        taken = self._take_checkpoint()
         with self._transaction():
-            self._write_checkpoint(self._positions)
-        self._after_checkpoint(self._positions)
+            self._write_checkpoint(taken)
+        self._after_checkpoint(taken)
 
-    def _write_checkpoint(self, positions: dict[TopicPartition, int]) -> None:
+    def _take_checkpoint(self) -> _Checkpoint:
+        units = np.array(sorted(self._dirty), np.int64)
+        return _Checkpoint(dict(self._positions), self._snapshots(units), frozenset(self._dirty))
+
+    def _write_checkpoint(self, taken: _Checkpoint) -> None:
         assert self._conn is not None
         store.save_offsets(
             self._conn,
             self.settings.detectors.group_id,
-            {(tp.topic, tp.partition): off for tp, off in positions.items()},
+            {(tp.topic, tp.partition): off for tp, off in taken.positions.items()},
         )
-        units = np.array(sorted(self._dirty), np.int64)
-        store.save_state(self._conn, STATE_NAME, self._snapshots(units))
+        store.save_state(self._conn, STATE_NAME, taken.state)
 
-    def _after_checkpoint(self, positions: dict[TopicPartition, int]) -> None:
-        self._dirty.clear()
-        self._checkpointed = dict(positions)
+    def _after_checkpoint(self, taken: _Checkpoint) -> None:
+        self._dirty -= taken.units
+        self._checkpointed = dict(taken.positions)
         self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
 
-    def _store(
-        self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-    ) -> tuple[list[ConditionEvent], dict[TopicPartition, int]]:
-        """Detect on one poll and make it durable in one transaction (runs in a thread)."""
-        assert self._conn is not None
+    def _prepare(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> _Poll:
+        """Detect on one poll and lay out its rows (runs on the detection thread)."""
+        started = time.perf_counter()
         cols = self._columns([r for records in polled.values() for r in records])
-        offsets = {tp: records[-1].offset + 1 for tp, records in polled.items()}
         if len(cols["ts"]):
             newest = int(np.argmax(cols["ts"]))
             self._source_lag_ns = int(cols["ingest"][newest] - cols["ts"][newest])
@@ -310,46 +418,54 @@ class Worker:
             "quality": cols["quality"],
         }
         self._dirty.update(int(u) for u in units)
+        self._positions.update({tp: records[-1].offset + 1 for tp, records in polled.items()})
+        taken = None
+        if time.monotonic() >= self._next_checkpoint:
+            # The state right after this poll's detection, before the next one's: written
+            # with this poll, it matches these offsets.
+            taken = self._take_checkpoint()
+            self._dirty.clear()
+            self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
+        newest_ns = int(cols["ts"].max()) if len(cols["ts"]) else None
+        metrics.DETECT_SECONDS.observe(time.perf_counter() - started)
+        metrics.POLL_READINGS.observe(len(cols["ts"]))
+        return _Poll(rows, events, taken, len(cols["ts"]), newest_ns, started)
+
+    def _write(self, poll: _Poll, published: bool) -> None:
+        """Make one poll durable in one transaction (runs on the database thread)."""
         with metrics.DB_WRITE_SECONDS.time():
             try:
-                stored, due = self._commit(rows, events, offsets, "raise")
+                stored = self._commit(poll, published, "raise")
             except psycopg.errors.UniqueViolation:
                 # Some rows are stored already: a replay after a restart or a rebalance.
-                stored, due = self._commit(rows, events, offsets, "staged")
+                stored = self._commit(poll, published, "staged")
                 log.info(
                     "replayed poll: %d of %d readings were stored already",
-                    len(cols["ts"]) - stored,
-                    len(cols["ts"]),
+                    poll.readings - stored,
+                    poll.readings,
                 )
-        self._positions.update(offsets)
-        if due:
-            self._after_checkpoint(self._positions)
-        self._count(cols, stored, events)
-        return events, offsets
+        if poll.checkpoint is not None:
+            self._checkpointed = dict(poll.checkpoint.positions)
+        self._db_failures = 0
+        self._count(poll.readings, poll.newest_ns, stored, poll.events)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - poll.started)
 
-    def _commit(
-        self,
-        rows: dict[str, Any],
-        events: list[ConditionEvent],
-        offsets: dict[TopicPartition, int],
-        on_conflict: Literal["raise", "staged"],
-    ) -> tuple[int, bool]:
+    def _commit(self, poll: _Poll, published: bool, on_conflict: Literal["raise", "staged"]) -> int:
         """One poll's readings, condition events, publish marks and (when due) checkpoint in
-        one transaction; returns (rows stored, checkpoint written)."""
+        one transaction; returns the rows stored."""
         assert self._conn is not None
         with self._transaction():
             stored = store.write_readings(
                 self._conn,
-                **rows,
+                **poll.rows,
                 defer_rollups=self.settings.detectors.defer_rollups,
                 on_conflict=on_conflict,
             )
-            store.insert_anomalies(self._conn, events)
-            due = time.monotonic() >= self._next_checkpoint
-            if due:
-                self._write_checkpoint({**self._positions, **offsets})
+            store.insert_anomalies(self._conn, poll.events, published=published)
+            if poll.checkpoint is not None:
+                self._write_checkpoint(poll.checkpoint)
             self._maybe_crash()
-        return stored, due
+        return stored
 
     def detect(self, cols: dict[str, np.ndarray]) -> list[ConditionEvent]:
         """Run the suite and the unit models on one poll's columns (no I/O)."""
@@ -431,47 +547,50 @@ class Worker:
             os._exit(137)
 
     def _count(
-        self, cols: dict[str, np.ndarray], stored: int, events: list[ConditionEvent]
+        self, readings: int, newest_ns: int | None, stored: int, events: list[ConditionEvent]
     ) -> None:
-        metrics.READINGS.inc(len(cols["ts"]))
+        metrics.READINGS.inc(readings)
         metrics.STORED.inc(stored)
         for e in events:
             metrics.TRANSITIONS.labels(e.condition, e.state).inc()
-        if len(cols["ts"]):
-            metrics.LAG_SECONDS.set(time.time() - cols["ts"].max() / 1e9)
+        if newest_ns is not None:
+            metrics.LAG_SECONDS.set(time.time() - newest_ns / 1e9)
 
     def _outbox(self) -> list[ConditionEvent]:
         assert self._conn is not None
         with self._transaction():  # marks first, or they would be sent twice
             return store.unpublished_anomalies(self._conn)
 
-    async def _publish(self, producer: Any, events: list[ConditionEvent]) -> None:
-        if not events:
-            return
-        topic = self.settings.kafka.conditions_topic
-        futures = [await producer.send(topic, e.to_json(), key=e.unit.encode()) for e in events]
-        await asyncio.gather(*futures)
-        for e in events:
-            log.info("condition %s %s: %s", e.state, e.condition, e.explanation)
-        self._to_mark.extend(e.event_id for e in events)
-
-    async def _publish_safely(self, producer: Any, events: list[ConditionEvent]) -> None:
-        """Publish; when Kafka cannot take them, the events wait in the outbox (they are
-        stored with ``published = false``) and go out, in order, once Kafka is back."""
+    async def _deliver(self, producer: Any, events: list[ConditionEvent]) -> bool:
+        """Send events to Kafka, in order; False when they must wait in the outbox (Kafka
+        cannot take them, or older events wait there: they go first, once it is back)."""
         if self._outbox_pending:
-            return  # older events wait in the outbox: keep the order, they go first
+            return False
+        if not events:
+            return True
+        topic = self.settings.kafka.conditions_topic
         try:
-            await self._publish(producer, events)
+            futures = [await producer.send(topic, e.to_json(), key=e.unit.encode()) for e in events]
+            await asyncio.gather(*futures)
         except KafkaError as exc:
             log.warning("publishing condition events failed (%s); retrying from the outbox", exc)
             self._outbox_pending = True
             self._outbox_retry_at = time.monotonic() + 1.0
+            return False
+        for e in events:
+            log.info("condition %s %s: %s", e.state, e.condition, e.explanation)
+        return True
+
+    async def _publish_stored(self, producer: Any, events: list[ConditionEvent]) -> None:
+        """Publish events stored unpublished; they are marked in the next transaction."""
+        if await self._deliver(producer, events):
+            self._to_mark.extend(e.event_id for e in events)
 
     async def _publish_outbox(self, producer: Any) -> None:
         """Publish every event still in the outbox (ids are deterministic: a repeat is
         harmless)."""
         self._outbox_pending = False
-        await self._publish_safely(producer, await self.in_db_thread(self._outbox))
+        await self._publish_stored(producer, await self.in_db_thread(self._outbox))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -495,15 +614,17 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Checkpoint, so the next owner resumes from our latest state."""
-        await self.worker._checkpoint_now()
+        async with self.worker._lock:
+            await self.worker._checkpoint_now()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Seek to the offsets stored with the data; Kafka's own commits are advisory."""
         topic = self.worker.settings.kafka.readings_topic
         n_partitions = len(self.consumer.partitions_for_topic(topic) or ())
-        self.worker.assign(assigned, n_partitions)
-        positions = await self.worker.in_db_thread(self.worker.restore, assigned)
-        seek(self.consumer, assigned, positions)
+        async with self.worker._lock:
+            await self.worker._settle()
+            self.worker.assign(assigned, n_partitions)
+            positions = await self.worker.resume(self.consumer, assigned)
         log.info(
             "assigned %s; resumed from stored offsets %s",
             sorted(tp.partition for tp in assigned),

@@ -107,12 +107,13 @@ def _stages_table(steps: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## Where the time goes (probe activations, stage by stage)",
         "",
-        "Time between consecutive stages, p50 / p99 ms, over the activations seen at every "
-        "stage (n). Stamps: bridge ingest time (stored with the reading), Kafka record "
-        "timestamps (when the bridge / the detector worker handed the record to its "
-        "producer), commit timestamps of the reading row and of the alarm's change-log row, "
-        "receipt in the bench process. The condition-received line is a second consumer in "
-        "the bench, beside the path, not part of the sum.",
+        "Time between consecutive stages of the alarm path, p50 / p99 ms, over the "
+        "activations seen at every stage (n). Stamps: bridge ingest time (stored with the "
+        "reading), Kafka record timestamps (when the bridge / the detector worker handed "
+        "the record to its producer), commit timestamps of the reading row and of the "
+        "alarm's change-log row, receipt in the bench process. The two \"beside\" lines "
+        "are not on the alarm path (the worker sends a poll's condition events before it "
+        "writes the poll) and not part of the sum.",
         "",
         "| stage | "
         + " | ".join(f"{s['kind']} {_fmt(s['requested_rate'])}" for s in measured)
