@@ -111,7 +111,7 @@ def _stages_table(steps: list[dict[str, Any]]) -> list[str]:
         "activations seen at every stage (n). Stamps: bridge ingest time (stored with the "
         "reading), Kafka record timestamps (when the bridge / the detector worker handed "
         "the record to its producer), commit timestamps of the reading row and of the "
-        "alarm's change-log row, receipt in the bench process. The two \"beside\" lines "
+        'alarm\'s change-log row, receipt in the bench process. The two "beside" lines '
         "are not on the alarm path (the worker sends a poll's condition events before it "
         "writes the poll) and not part of the sum.",
         "",
