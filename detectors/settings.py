@@ -11,12 +11,9 @@ class DetectorOptions(Section):
     group_id: str = "chemwatch-detectors"
     max_records: int = Field(default=500, ge=1)  # Kafka records (batches) per poll
     poll_timeout_ms: int = Field(default=200, ge=1)
-    # Kafka's client fetches a partition again only once its buffered records are taken,
-    # so a busy worker's poll returns what was fetched a whole cycle earlier. When a
-    # poll's newest record is older than ``fresh_ms``, what arrived since is fetched at
-    # once (waiting at most ``fresh_wait_ms``) and detected with it. 0 = never.
-    fresh_ms: int = Field(default=20, ge=0)
-    fresh_wait_ms: int = Field(default=50, ge=1)
+    # Readings detected (and their condition events sent) but not yet written; beyond
+    # this the worker waits for the database before it polls again.
+    max_queued_readings: int = Field(default=200_000, ge=1)
     # Detector state and the resume offsets are checkpointed together every this many
     # seconds (and on partition revoke and shutdown); readings and conditions are written
     # with every poll, and a restart replays from the checkpoint (idempotent writes,

@@ -70,13 +70,12 @@ class _Checkpoint:
 
 @dataclass(frozen=True)
 class _Poll:
-    """One poll, detected and laid out for its database write."""
+    """One poll, detected, waiting for its database write."""
 
-    rows: dict[str, Any]
+    cols: dict[str, np.ndarray]  # sensor (registry index), ts, ingest, value, quality
     events: list[ConditionEvent]
+    published: bool  # Kafka has the events (else they wait in the outbox)
     checkpoint: _Checkpoint | None
-    readings: int
-    newest_ns: int | None
     started: float  # perf_counter when detection began
 
 
@@ -104,7 +103,15 @@ class Worker:
         # held (detection, ticks, restore, checkpoints), so no two of them overlap.
         self._detect = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detectors-detect")
         self._lock = asyncio.Lock()
-        self._pending: asyncio.Future[None] | None = None  # the write in flight
+        # Polls detected but not yet written, in order, and the task writing them: each
+        # of its transactions takes every poll queued by then (several small polls make
+        # one larger write), so a slow write holds up neither detection nor alarms.
+        self._queue: list[_Poll] = []
+        self._queued_readings = 0
+        self._writer: asyncio.Task[None] | None = None
+        # A write failed: the detectors (and resume offsets) are ahead of the database
+        # until the next restore, so no checkpoint may be written meanwhile.
+        self._ahead = False
         # Bumped after every restore and seek: a poll fetched before it is dropped (it is
         # fetched again from the restored offsets).
         self._generation = 0
@@ -195,51 +202,52 @@ class Worker:
     async def _poll(
         self, consumer: Any
     ) -> tuple[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], int]:
-        """The next records and the generation they belong to, topped up with what arrived
-        since they were fetched when they are old (see ``fresh_ms``)."""
+        """The next records and the generation (see ``resume``) they belong to."""
         opts = self.settings.detectors
         polled = await consumer.getmany(
             timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records
         )
-        generation = self._generation
-        n = sum(map(len, polled.values()))
-        if not n or n >= opts.max_records or not opts.fresh_ms:
-            return polled, generation
-        newest_ms = max(records[-1].timestamp for records in polled.values())
-        if time.time() * 1000 - newest_ms < opts.fresh_ms:
-            return polled, generation
-        more = await consumer.getmany(
-            timeout_ms=opts.fresh_wait_ms, max_records=opts.max_records - n
-        )
-        if self._generation != generation:  # restored in between: the first part is stale
-            return more, self._generation
-        for tp, records in more.items():
-            polled[tp] = [*polled.get(tp, ()), *records]
-        return polled, generation
+        return polled, self._generation
 
     async def _handle(
         self, producer: Any, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
-        """Detect one poll, send its events, and queue its write behind the previous one."""
-        poll = await self.in_detect_thread(self._prepare, polled)
-        published = await self._deliver(producer, poll.events)
-        await self._settle()
-        # Submitted now (not in a task started later), so database work queued after this
-        # line runs after this write.
-        self._pending = asyncio.get_running_loop().run_in_executor(
-            self._db, self._write, poll, published
-        )
+        """Detect one poll, send its events, and queue its write."""
+        cols, events, checkpoint, started = await self.in_detect_thread(self._prepare, polled)
+        published = await self._deliver(producer, events)
+        self._queue.append(_Poll(cols, events, published, checkpoint, started))
+        self._queued_readings += len(cols["ts"])
+        if self._writer is not None and self._writer.done():
+            await self._settle()  # it finished (or failed: raised here)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queue(), name="detectors-writer")
+        if self._queued_readings > self.settings.detectors.max_queued_readings:
+            await self._settle()  # the database is behind: wait for it
+
+    async def _write_queue(self) -> None:
+        while self._queue:
+            polls, self._queue, self._queued_readings = self._queue, [], 0
+            await self.in_db_thread(self._write, polls)
 
     async def _settle(self) -> None:
-        """Wait for the write in flight; its error (e.g. the database went away) is raised
-        here."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await pending
+        """Wait until every detected poll is written; a failed write (e.g. the database
+        went away) is raised here, and the polls queued behind it are dropped (the
+        replay from the checkpoint detects them again)."""
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            await writer
+        except BaseException:
+            self._queue, self._queued_readings = [], 0
+            self._ahead = True
+            raise
+        finally:
+            self._writer = None
 
     async def _checkpoint_now(self) -> None:
-        """Checkpoint after the write in flight (revoke, shutdown; the caller holds the
-        lock). When that write failed the state is ahead of the database: no checkpoint,
+        """Checkpoint once the queued polls are written (revoke, shutdown; the caller holds
+        the lock). When a write failed the state is ahead of the database: no checkpoint,
         the replay from the last one covers it."""
         try:
             await self._settle()
@@ -255,8 +263,9 @@ class Worker:
         """
         log.error("database error (%s); reconnecting", exc)
         metrics.DB_ERRORS.inc()
-        with contextlib.suppress(psycopg.Error):
-            await self._settle()  # a write still in flight fails the same way
+        async with self._lock:
+            with contextlib.suppress(Exception):
+                await self._settle()  # the write it failed in, or the queue behind it
         # Back off when the database keeps refusing (read-only, disk full): reconnecting
         # works at once then, and each retry would re-read the same records for nothing.
         self._db_failures += 1
@@ -365,6 +374,7 @@ class Worker:
         positions = {tp: stored[tp.partition] for tp in partitions if tp.partition in stored}
         self._positions = dict(positions)
         self._dirty.clear()
+        self._ahead = False
         self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
         return positions
 
@@ -372,7 +382,7 @@ class Worker:
         """Write the state of changed units and the resume offsets now (revoke, shutdown;
         nothing may be detected or written meanwhile)."""
         assert self._conn is not None
-        if self._conn.closed:
+        if self._conn.closed or self._ahead:
             return
         taken = self._take_checkpoint()
         with self._transaction():
@@ -397,14 +407,33 @@ class Worker:
         self._checkpointed = dict(taken.positions)
         self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
 
-    def _prepare(self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> _Poll:
-        """Detect on one poll and lay out its rows (runs on the detection thread)."""
+    def _prepare(
+        self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> tuple[dict[str, np.ndarray], list[ConditionEvent], _Checkpoint | None, float]:
+        """Detect on one poll: its columns, events, checkpoint when one is due, and when it
+        began (runs on the detection thread)."""
         started = time.perf_counter()
         cols = self._columns([r for records in polled.values() for r in records])
         if len(cols["ts"]):
             newest = int(np.argmax(cols["ts"]))
             self._source_lag_ns = int(cols["ingest"][newest] - cols["ts"][newest])
         events = self.detect(cols)
+        self._dirty.update(int(u) for u in np.unique(self.unit_code[cols["sensor"]]))
+        self._positions.update({tp: records[-1].offset + 1 for tp, records in polled.items()})
+        taken = None
+        if time.monotonic() >= self._next_checkpoint:
+            # The state right after this poll's detection, before the next one's: written
+            # with this poll (or a later one), it matches these offsets.
+            taken = self._take_checkpoint()
+            self._dirty.clear()
+            self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
+        metrics.DETECT_SECONDS.observe(time.perf_counter() - started)
+        metrics.POLL_READINGS.observe(len(cols["ts"]))
+        return cols, events, taken, started
+
+    def _write(self, polls: list[_Poll]) -> None:
+        """Make queued polls durable in one transaction (runs on the database thread)."""
+        cols = {k: np.concatenate([p.cols[k] for p in polls]) for k in polls[0].cols}
         sensors, codes = np.unique(cols["sensor"], return_inverse=True)
         units, unit_codes = np.unique(self.unit_code[cols["sensor"]], return_inverse=True)
         rows = {
@@ -417,53 +446,46 @@ class Worker:
             "value": cols["value"],
             "quality": cols["quality"],
         }
-        self._dirty.update(int(u) for u in units)
-        self._positions.update({tp: records[-1].offset + 1 for tp, records in polled.items()})
-        taken = None
-        if time.monotonic() >= self._next_checkpoint:
-            # The state right after this poll's detection, before the next one's: written
-            # with this poll, it matches these offsets.
-            taken = self._take_checkpoint()
-            self._dirty.clear()
-            self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
-        newest_ns = int(cols["ts"].max()) if len(cols["ts"]) else None
-        metrics.DETECT_SECONDS.observe(time.perf_counter() - started)
-        metrics.POLL_READINGS.observe(len(cols["ts"]))
-        return _Poll(rows, events, taken, len(cols["ts"]), newest_ns, started)
-
-    def _write(self, poll: _Poll, published: bool) -> None:
-        """Make one poll durable in one transaction (runs on the database thread)."""
         with metrics.DB_WRITE_SECONDS.time():
             try:
-                stored = self._commit(poll, published, "raise")
+                stored = self._commit(rows, polls, "raise")
             except psycopg.errors.UniqueViolation:
                 # Some rows are stored already: a replay after a restart or a rebalance.
-                stored = self._commit(poll, published, "staged")
+                stored = self._commit(rows, polls, "staged")
                 log.info(
                     "replayed poll: %d of %d readings were stored already",
-                    poll.readings - stored,
-                    poll.readings,
+                    len(cols["ts"]) - stored,
+                    len(cols["ts"]),
                 )
-        if poll.checkpoint is not None:
-            self._checkpointed = dict(poll.checkpoint.positions)
+        taken = [p.checkpoint for p in polls if p.checkpoint is not None]
+        if taken:
+            self._checkpointed = dict(taken[-1].positions)
         self._db_failures = 0
-        self._count(poll.readings, poll.newest_ns, stored, poll.events)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - poll.started)
+        newest_ns = int(cols["ts"].max()) if len(cols["ts"]) else None
+        self._count(len(cols["ts"]), newest_ns, stored, [e for p in polls for e in p.events])
+        for p in polls:
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - p.started)
 
-    def _commit(self, poll: _Poll, published: bool, on_conflict: Literal["raise", "staged"]) -> int:
-        """One poll's readings, condition events, publish marks and (when due) checkpoint in
-        one transaction; returns the rows stored."""
+    def _commit(
+        self, rows: dict[str, Any], polls: list[_Poll], on_conflict: Literal["raise", "staged"]
+    ) -> int:
+        """Polls' readings, condition events, publish marks and checkpoints (in poll order:
+        a later one carries only the units changed since the earlier) in one transaction;
+        returns the rows stored."""
         assert self._conn is not None
         with self._transaction():
             stored = store.write_readings(
                 self._conn,
-                **poll.rows,
+                **rows,
                 defer_rollups=self.settings.detectors.defer_rollups,
                 on_conflict=on_conflict,
             )
-            store.insert_anomalies(self._conn, poll.events, published=published)
-            if poll.checkpoint is not None:
-                self._write_checkpoint(poll.checkpoint)
+            for published in (True, False):
+                events = [e for p in polls if p.published is published for e in p.events]
+                store.insert_anomalies(self._conn, events, published=published)
+            for p in polls:
+                if p.checkpoint is not None:
+                    self._write_checkpoint(p.checkpoint)
             self._maybe_crash()
         return stored
 
@@ -589,6 +611,7 @@ class Worker:
     async def _publish_outbox(self, producer: Any) -> None:
         """Publish every event still in the outbox (ids are deterministic: a repeat is
         harmless)."""
+        await self._settle()  # events queued unpublished are in the outbox once written
         self._outbox_pending = False
         await self._publish_stored(producer, await self.in_db_thread(self._outbox))
 
@@ -622,7 +645,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         topic = self.worker.settings.kafka.readings_topic
         n_partitions = len(self.consumer.partitions_for_topic(topic) or ())
         async with self.worker._lock:
-            await self.worker._settle()
+            with contextlib.suppress(Exception):  # a failed write: the restore covers it
+                await self.worker._settle()
             self.worker.assign(assigned, n_partitions)
             positions = await self.worker.resume(self.consumer, assigned)
         log.info(
