@@ -14,6 +14,11 @@ class DetectorOptions(Section):
     # Readings detected (and their condition events sent) but not yet written; beyond
     # this the worker waits for the database before it polls again.
     max_queued_readings: int = Field(default=200_000, ge=1)
+    # A write waits up to this long after its first poll's detection for more polls to
+    # write with it, unless ``write_batch_readings`` are queued already. Alarms do not
+    # wait for writes; this only delays when readings become visible in the database.
+    write_linger_ms: int = Field(default=100, ge=0, le=5_000)
+    write_batch_readings: int = Field(default=20_000, ge=1)
     # Detector state and the resume offsets are checkpointed together every this many
     # seconds (and on partition revoke and shutdown); readings and conditions are written
     # with every poll, and a restart replays from the checkpoint (idempotent writes,

@@ -225,7 +225,13 @@ class Worker:
             await self._settle()  # the database is behind: wait for it
 
     async def _write_queue(self) -> None:
+        opts = self.settings.detectors
         while self._queue:
+            # Gather small polls for a moment: one transaction per poll at low rates cost
+            # more CPU (worker and PostgreSQL) than the readings themselves.
+            wait = self._queue[0].started + opts.write_linger_ms / 1000 - time.perf_counter()
+            if wait > 0 and self._queued_readings < opts.write_batch_readings:
+                await asyncio.sleep(wait)
             polls, self._queue, self._queued_readings = self._queue, [], 0
             await self.in_db_thread(self._write, polls)
 
