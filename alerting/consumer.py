@@ -40,11 +40,13 @@ class ConditionConsumer:
             return
         conninfo = self.settings.database.conninfo()
         conn = await asyncio.to_thread(connect, conninfo)
+        opts = self.settings.alerting
         consumer = kafka_clients.make_consumer(
-            kafka, self.settings.alerting.group_id, kafka.conditions_topic
+            kafka, opts.group_id, kafka.conditions_topic, fetch_max_wait_ms=opts.fetch_max_wait_ms
         )
         await kafka_clients.start_client(consumer, kafka)
         self.running = True
+        committing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
                 polled = await consumer.getmany(timeout_ms=200, max_records=500)
@@ -61,14 +63,21 @@ class ConditionConsumer:
                         conn, conninfo, exc, records, stop
                     )
                     if applied:
-                        await consumer.commit()
+                        await consumer.commit(_next_offsets(polled))
                     continue
                 for change in changes:
                     _announce(change)
                 # the `alarms` topic is fed from the change log by alerting.relay
-                await consumer.commit()
+                # The offset commit is one Kafka round trip; the next events need not wait
+                # for it (commits stay in order; a repeat after a crash is applied once).
+                if committing is not None:
+                    await committing
+                committing = asyncio.create_task(consumer.commit(_next_offsets(polled)))
         finally:
             self.running = False
+            if committing is not None:
+                with contextlib.suppress(Exception):
+                    await committing
             await consumer.stop()
             conn.close()
 
@@ -97,6 +106,12 @@ class ConditionConsumer:
             except store.UNAVAILABLE as again:
                 exc = again
         return conn, False
+
+
+def _next_offsets(polled: dict[Any, list[Any]]) -> dict[Any, int]:
+    """The offsets to commit once ``polled`` is applied (explicit: the consumer's own
+    position may have moved on by the time a commit runs)."""
+    return {tp: records[-1].offset + 1 for tp, records in polled.items() if records}
 
 
 # Events applied per database transaction: one commit (and fsync) per chunk instead of
