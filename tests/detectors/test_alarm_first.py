@@ -10,7 +10,13 @@ import psycopg
 import pytest
 
 from common.settings import BaseProcessSettings
-from tests.fixtures.processes import Publisher, ServiceFactory, read_topic, wait_until
+from tests.fixtures.processes import (
+    Publisher,
+    ServiceFactory,
+    read_topic,
+    start_subscribed_bridge,
+    wait_until,
+)
 from tests.fixtures.services import Isolation, database
 from tests.fixtures.services import readings_totals as totals
 
@@ -43,8 +49,7 @@ def test_the_alarm_goes_out_while_the_database_is_stalled(
     publisher: Publisher,
     db: psycopg.Connection,
 ) -> None:
-    ingest = service_factory("ingest")
-    wait_until(lambda: "subscription confirmed" in ingest.log(), 60, "ingest to subscribe")
+    start_subscribed_bridge(service_factory)
     service_factory("detectors")
     start_ms = int(time.time() * 1000) - 120_000
     normal = publish(publisher, isolation, start_ms, [8.0] * 5)

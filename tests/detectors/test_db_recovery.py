@@ -10,7 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.fixtures.processes import Publisher, ServiceFactory, wait_until
+from tests.fixtures.processes import (
+    Publisher,
+    ServiceFactory,
+    start_subscribed_bridge,
+    wait_until,
+)
 from tests.fixtures.services import Isolation
 from tests.fixtures.services import readings_totals as totals
 
@@ -58,8 +63,7 @@ def test_killed_database_connection_is_recovered(
     publisher: Publisher,
     db: psycopg.Connection,
 ) -> None:
-    ingest = service_factory("ingest")
-    wait_until(lambda: "subscription confirmed" in ingest.log(), 60, "ingest to subscribe")
+    start_subscribed_bridge(service_factory)
     worker = service_factory("detectors")
     start_ms = int(time.time() * 1000) - 60_000
     first = publish(publisher, isolation, start_ms, 60)
