@@ -11,13 +11,13 @@ import httpx
 import psycopg
 import pytest
 
+from chemwatch.ports import free_port
 from common.conditions import ConditionEvent
 from common.settings import BaseProcessSettings
 from tests.fixtures.processes import (
     Publisher,
     Service,
     ServiceFactory,
-    free_port,
     read_topic,
     wait_until,
 )

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,19 +26,13 @@ import psycopg
 from psycopg import sql
 
 from chemwatch.bench_load import clear_session, delete_topics
+from chemwatch.ports import free_port
 from common import kafka as kafka_clients
 from common.migrate import migrate
 from common.settings import BaseProcessSettings, DatabaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 _ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

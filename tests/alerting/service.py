@@ -14,9 +14,10 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from alerting.api.auth import hash_password
+from chemwatch.ports import free_port
 from common.conditions import ConditionEvent
 from common.settings import BaseProcessSettings
-from tests.fixtures.processes import Service, ServiceFactory, free_port, wait_until
+from tests.fixtures.processes import Service, ServiceFactory, wait_until
 from tests.fixtures.services import Isolation
 
 TOKENS = {"viewer": "viewer-token-t", "operator": "operator-token-t", "supervisor": "sup-token-t"}

@@ -8,9 +8,10 @@ import json
 import httpx
 import pytest
 
+from chemwatch.ports import free_port
 from tests.alerting.service import TOKENS
 from tests.fixtures.late_proxy import LateProxy
-from tests.fixtures.processes import ServiceFactory, free_port, wait_until
+from tests.fixtures.processes import ServiceFactory, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -26,11 +26,12 @@ from alerting.notify.escalation import escalate
 from alerting.notify.settings import Channel, NotifySettings
 from alerting.settings import AlertingSettings
 from alerting.store import Context
+from chemwatch.ports import free_port
 from common.settings import BaseProcessSettings
 from tests.alerting.helpers import at, pair
 from tests.alerting.receivers import HttpReceiver, serve
 from tests.alerting.service import start_alerting
-from tests.fixtures.processes import ServiceFactory, free_port, wait_until
+from tests.fixtures.processes import ServiceFactory, wait_until
 from tests.fixtures.services import ROOT, Isolation
 
 pytestmark = pytest.mark.integration

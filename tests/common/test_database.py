@@ -6,9 +6,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from chemwatch.ports import free_port
 from common.database import DatabaseUnavailable, connect, redact
 from common.settings import DatabaseSettings
-from tests.fixtures.processes import free_port
 
 ODD_PASSWORD = "a b'c\\d\"e=f"
 

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
+from chemwatch.ports import free_port
 from common import kafka as kafka_clients
 from common.errors import ChemWatchError
 from common.process import guarded
 from common.settings import KafkaSettings
-from tests.fixtures.processes import free_port
 
 
 def test_describe_names_servers_protocol_mechanism_and_user_only() -> None:

@@ -25,11 +25,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from chemwatch import grafana
+from chemwatch.ports import free_port
 from common.migrate import available
 from common.registry import load_registry
 from tests.fixtures.alarm_history import dump_sql, write_alarm_history
 from tests.fixtures.pglite import run_pglite
-from tests.fixtures.processes import ServiceFactory, free_port, wait_until
+from tests.fixtures.processes import ServiceFactory, wait_until
 from tests.fixtures.sample_data import ANOMALIES, TIMESCALE_REFRESH, sample_data_sql
 from tests.fixtures.services import ROOT
 

@@ -30,6 +30,7 @@ import psycopg
 import yaml
 from aiokafka import AIOKafkaConsumer
 
+from chemwatch.ports import free_port
 from chemwatch.stack import manager, process
 from chemwatch.stack.config import StackSettings, load_stack_settings
 from common import mqtt as mqtt_clients
@@ -47,15 +48,6 @@ NORMAL_GAS = 5.0  # %LEL while nothing happens
 HAZARD_GAS = 60.0  # %LEL: above the HH limit (50) by far more than the deadband
 # The bridge's MQTT in-flight window: small, so a Kafka outage fills it in seconds.
 INFLIGHT_BUDGET = 300
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------------- plant

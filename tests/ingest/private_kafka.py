@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from chemwatch.ports import free_port
 from chemwatch.stack.config import StackSettings
-from tests.fixtures.processes import free_port
 from tests.fixtures.services import ROOT
 
 

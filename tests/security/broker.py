@@ -20,10 +20,10 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from chemwatch.ports import free_port
 from chemwatch.stack.config import StackSettings
 from chemwatch.stack.mosquitto import Mosquitto
 from common.settings import BaseProcessSettings, MqttSettings
-from tests.fixtures.processes import free_port
 from tests.fixtures.services import ROOT
 
 PREFIX = "sec/v1"

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
+from chemwatch.ports import free_port
 from common.settings import KafkaSettings
-from tests.fixtures.processes import free_port
 from tests.ingest.private_kafka import PrivateKafka
 from tests.security.broker import make_ca
 

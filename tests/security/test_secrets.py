@@ -30,12 +30,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 from alerting.api.auth import hash_password
+from chemwatch.ports import free_port
 from chemwatch.stack.config import StackSettings
 from chemwatch.stack.postgres import Postgres
 from common.migrate import migrate
 from common.settings import BaseProcessSettings, DatabaseSettings
 from tests.alerting.receivers import HttpReceiver, serve
-from tests.fixtures.processes import Service, ServiceFactory, free_port, wait_until
+from tests.fixtures.processes import Service, ServiceFactory, wait_until
 from tests.security.broker import (
     BRIDGE_PASSWORD,
     GATEWAY_PASSWORD,
