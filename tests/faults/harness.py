@@ -570,9 +570,9 @@ def loaded_pipeline(
     """A private stack, the whole pipeline on a generated plant and ``rate`` readings/s
     of load, running once the first readings are stored; all stopped on the way out."""
     stack = PrivateStack(base / "stack")
-    stack.up()
     pipeline = load = None
     try:
+        stack.up()  # inside: a service that fails to start must not leave the others up
         plant = base / "plant.yaml"
         write_plant(plant)
         migrate(stack.settings.database)
