@@ -393,7 +393,8 @@ class Worker:
         taken = self._take_checkpoint()
         with self._transaction():
             self._write_checkpoint(taken)
-        self._after_checkpoint(taken)
+        self._checkpoint_taken(taken)
+        self._checkpointed = dict(taken.positions)
 
     def _take_checkpoint(self) -> _Checkpoint:
         units = np.array(sorted(self._dirty), np.int64)
@@ -408,9 +409,10 @@ class Worker:
         )
         store.save_state(self._conn, STATE_NAME, taken.state)
 
-    def _after_checkpoint(self, taken: _Checkpoint) -> None:
+    def _checkpoint_taken(self, taken: _Checkpoint) -> None:
+        """The units in ``taken`` need no checkpoint until they change again; the next
+        one is due in ``snapshot_interval_s``."""
         self._dirty -= taken.units
-        self._checkpointed = dict(taken.positions)
         self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
 
     def _prepare(
@@ -431,8 +433,7 @@ class Worker:
             # The state right after this poll's detection, before the next one's: written
             # with this poll (or a later one), it matches these offsets.
             taken = self._take_checkpoint()
-            self._dirty.clear()
-            self._next_checkpoint = time.monotonic() + self.settings.detectors.snapshot_interval_s
+            self._checkpoint_taken(taken)
         metrics.DETECT_SECONDS.observe(time.perf_counter() - started)
         metrics.POLL_READINGS.observe(len(cols["ts"]))
         return cols, events, taken, started
