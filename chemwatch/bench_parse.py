@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from common.registry import load_registry
@@ -26,16 +27,8 @@ from ingest.batching import Batcher
 from ingest.parse_json import JsonContext, parse_json
 from ingest.sensors import SensorTable
 from ingest.settings import IngestOptions
-from simulators.load import (
-    ENTRY_JSON,
-    PER_UNIT,
-    SINGLE_JSON,
-    SITE,
-    sensor_id,
-    synthetic_plant,
-    unit_id,
-    value_of,
-)
+from simulators.load import PER_UNIT, SITE, sensor_id, synthetic_plant, unit_id
+from simulators.load_payloads import BatchRenderer, SingleRenderer
 
 PREFIX = "bench"
 
@@ -55,19 +48,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def messages(units: int, batch: int, now_ms: int) -> tuple[list[tuple[str, bytes]], ...]:
     """(gateway batches, single readings) as (topic, payload), one batch per unit."""
-    batches, singles = [], []
+    ids = [sensor_id(k) for k in range(units * PER_UNIT)]
+    entries, singles = BatchRenderer(ids), SingleRenderer()
+    k = np.arange(max(batch, PER_UNIT))
+    centi = k % 10_000  # the generator's values (``value_of``)
+    batches, single = [], []
     for u in range(units):
         base = u * PER_UNIT
-        ids = [sensor_id(base + k % PER_UNIT) for k in range(batch)]
-        items = [
-            ENTRY_JSON.format(sid, now_ms - batch + k, value_of(k)) for k, sid in enumerate(ids)
-        ]
         topic = f"{PREFIX}/{SITE}/{unit_id(base)}"
-        batches.append((topic, ('{"readings":[' + ",".join(items) + "]}").encode()))
-        for k in range(PER_UNIT):
-            payload = SINGLE_JSON.format(now_ms - k, value_of(k)).encode()
-            singles.append((f"{topic}/{sensor_id(base + k)}", payload))
-    return batches, singles
+        rows = entries.entries(base + k[:batch] % PER_UNIT, now_ms - batch + k[:batch],
+                               centi[:batch])  # fmt: skip
+        batches.append((topic, BatchRenderer.message(rows)))
+        payloads = singles.render(now_ms - k[:PER_UNIT], centi[:PER_UNIT])
+        single += [(f"{topic}/{sensor_id(base + i)}", p) for i, p in enumerate(payloads)]
+    return batches, single
 
 
 def measure(ctx: JsonContext, msgs: list[tuple[str, bytes]], n: int) -> dict[str, float]:
