@@ -43,6 +43,8 @@ def test_one_low_step_fills_the_report(stack: BaseProcessSettings, tmp_path: Pat
         assert lat["n"] > 0, where
         assert 0 < lat["p50"] <= lat["p99"] < 60_000, (where, lat)
     assert step["probes"]["seen_alarm"] == step["probes"]["probe_activations"] > 0
+    # the readings reader found the probe unit's partition: the bridge's stage is timed
+    assert step["stages_ms"]["bridge batching -> produce"]["n"] > 0
     assert step["usage"]["detectors-0"]["peak_rss_mb"] > 10
     assert step["usage"]["ingest-0"]["cpu_cores"] > 0
     assert "| step | 1,000 |" in paths["report"].read_text()
