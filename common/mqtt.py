@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -22,15 +22,17 @@ def make_client(
     persistent: bool,
     manual_ack: bool = False,
     client_class: type[mqtt.Client] = mqtt.Client,
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
 ) -> mqtt.Client:
-    """A paho MQTT 5 client; ``persistent`` keeps the broker-side session across restarts.
+    """A paho MQTT client, MQTT 5 unless ``protocol`` says otherwise; ``persistent``
+    keeps the broker-side session across restarts (MQTT 5: see ``connect``).
 
     ``client_class`` is paho's ``Client`` or a subclass of it.
     """
     client = client_class(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        protocol=mqtt.MQTTv5,
+        protocol=protocol,
         manual_ack=manual_ack,
     )
     if settings.username:

@@ -43,6 +43,12 @@ def _values() -> np.ndarray:
     return text
 
 
+@functools.lru_cache(maxsize=4)
+def _high_digits(first: int, last: int) -> np.ndarray:
+    # the leading digits change every 1,000 s: computed once per change, not per render
+    return _digits(np.arange(first, last + 1), TS_DIGITS - LOW_DIGITS)
+
+
 def _template(text: str) -> np.ndarray:
     return np.frombuffer(text.encode(), np.uint8)
 
@@ -55,7 +61,7 @@ def _fill_ts(rows: np.ndarray, col: int, ts_ms: np.ndarray) -> None:
     if first < 10 ** (TS_DIGITS - LOW_DIGITS - 1) or last >= 10 ** (TS_DIGITS - LOW_DIGITS):
         raise ValueError(f"timestamps must have {TS_DIGITS} digits in ms, got {ts_ms.min()}")
     mid = col + TS_DIGITS - LOW_DIGITS
-    rows[:, col:mid] = _digits(np.arange(first, last + 1), TS_DIGITS - LOW_DIGITS)[high - first]
+    rows[:, col:mid] = _high_digits(first, last)[high - first]
     rows[:, mid : col + TS_DIGITS] = _low_digits()[low]
 
 

@@ -57,7 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--bridges", type=int, default=1, help="ingest bridges (MQTT shared subscription)"
     )
     p.add_argument("--workers", type=int, default=1, help="detector workers (one consumer group)")
-    p.add_argument("--publishers", type=int, default=2, help="load generator processes")
+    p.add_argument("--publishers", type=int, default=None,
+                   help="load generator processes (default: 1 in batch mode, where one "
+                        "sends 100,000 readings/s and more cost CPU the pipeline needs; "
+                        "2 in single mode, where paho's cost per message bounds each)")  # fmt: skip
     p.add_argument("--probes", type=int, default=20, help="latency probe sensors")
     p.add_argument("--probe-rate", type=float, default=20.0, help="probe readings/s")
     p.add_argument("--no-half-rate", dest="half_rate", action="store_false",
@@ -81,7 +84,7 @@ def options(args: argparse.Namespace) -> runner.Options:
         sensors=tuple(int(s) for s in args.sensors),
         bridges=args.bridges,
         workers=args.workers,
-        publishers=args.publishers,
+        publishers=args.publishers or (1 if args.mode == "batch" else 2),
         probes=args.probes,
         probe_rate=args.probe_rate,
         half_rate=args.half_rate,
