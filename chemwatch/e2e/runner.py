@@ -95,8 +95,10 @@ class Config:
     def _start_probes(self) -> None:
         s, db = self.services, self.services.database
         self.exact_db = commit_timestamps_on(db)
-        conditions = ConditionReader(self.settings.kafka, s.names.topic("conditions"), self.log)
-        readings = ReadingsReader(self.settings.kafka, s.names.topic("readings"), self.log)
+        # the private topics have as many partitions as the services were told
+        kafka = self.settings.kafka.model_copy(update={"partitions": s.partitions})
+        conditions = ConditionReader(kafka, s.names.topic("conditions"), self.log)
+        readings = ReadingsReader(kafka, s.names.topic("readings"), self.log)
         sse = SseReader(s.api, s.token, self.log)
         mqtt = self.settings.mqtt.model_copy(update={"topic_prefix": s.mqtt_prefix})
         publisher = ProbePublisher(mqtt, f"{s.names.tag}-probe", self.opts.probes,
