@@ -107,7 +107,15 @@ def test_simulated_edge_node_through_the_bridge(
     # births: bdSeq and rebirth flag; the NCMD rebirth keeps bdSeq, a reconnect advances it
     births = [p for k, p in seen if k == "NBIRTH"]
     bdseqs = [next(x.long_value for x in p.metrics if x.name == "bdSeq") for p in births]
-    assert bdseqs == [0, 0, 1], bdseqs
+    # The bridge may ask for a rebirth too (a sequence gap, data before a birth): under
+    # CI's load it once did after the reconnect, which gave [0, 0, 1, 1]. Such births keep
+    # bdSeq; each must answer a request the bridge logged.
+    asked = ingest.log().count("Sparkplug rebirth requested")
+    assert bdseqs == sorted(bdseqs), bdseqs
+    assert bdseqs.count(0) >= 2, bdseqs  # the first birth and the one our NCMD asked for
+    assert bdseqs.count(1) >= 1, bdseqs  # the reconnect after the gateway fault
+    assert set(bdseqs) == {0, 1}, bdseqs
+    assert len(bdseqs) - 3 <= asked, (bdseqs, asked)
     first = {x.name: x for x in births[0].metrics}
     assert not first["Node Control/Rebirth"].boolean_value
     assert first["TK102/Pressure"].HasField("alias")
