@@ -63,16 +63,12 @@ class ConditionConsumer:
                         conn, conninfo, exc, records, stop
                     )
                     if applied:
-                        await consumer.commit(_next_offsets(polled))
+                        committing = await _commit_after(committing, consumer, polled)
                     continue
                 for change in changes:
                     _announce(change)
                 # the `alarms` topic is fed from the change log by alerting.relay
-                # The offset commit is one Kafka round trip; the next events need not wait
-                # for it (commits stay in order; a repeat after a crash is applied once).
-                if committing is not None:
-                    await committing
-                committing = asyncio.create_task(consumer.commit(_next_offsets(polled)))
+                committing = await _commit_after(committing, consumer, polled)
         finally:
             self.running = False
             if committing is not None:
@@ -108,10 +104,20 @@ class ConditionConsumer:
         return conn, False
 
 
-def _next_offsets(polled: dict[Any, list[Any]]) -> dict[Any, int]:
-    """The offsets to commit once ``polled`` is applied (explicit: the consumer's own
-    position may have moved on by the time a commit runs)."""
-    return {tp: records[-1].offset + 1 for tp, records in polled.items() if records}
+async def _commit_after(
+    previous: asyncio.Task[None] | None, consumer: Any, polled: dict[Any, list[Any]]
+) -> asyncio.Task[None]:
+    """Start committing the offsets after ``polled`` once ``previous`` is done.
+
+    The offset commit is one Kafka round trip; the next events need not wait for it.
+    One commit at a time keeps them in order (a repeat after a crash is applied once).
+    The offsets are explicit: the consumer's own position may have moved on by the time
+    a commit runs.
+    """
+    if previous is not None:
+        await previous
+    offsets = {tp: records[-1].offset + 1 for tp, records in polled.items() if records}
+    return asyncio.create_task(consumer.commit(offsets))
 
 
 # Events applied per database transaction: one commit (and fsync) per chunk instead of

@@ -25,13 +25,16 @@ def make_client(
     protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
 ) -> mqtt.Client:
     """A paho MQTT client, MQTT 5 unless ``protocol`` says otherwise; ``persistent``
-    keeps the broker-side session across restarts (MQTT 5: see ``connect``).
+    keeps the broker-side session across restarts.
 
     ``client_class`` is paho's ``Client`` or a subclass of it.
     """
+    v5 = protocol == MQTTProtocolVersion.MQTTv5
     client = client_class(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
+        # MQTT 5 asks for a clean start when connecting (``connect``), 3.1.1 here
+        clean_session=None if v5 else not persistent,
         protocol=protocol,
         manual_ack=manual_ack,
     )
@@ -71,7 +74,14 @@ def connect(
     persistent: bool,
     receive_maximum: int = 65535,
 ) -> None:
-    """Start connecting (paho's network loop must run); a persistent session resumes."""
+    """Start connecting (paho's network loop must run); a persistent session resumes.
+
+    MQTT 3.1.1 has neither CONNECT properties nor clean start: its session is the one
+    ``make_client`` asked for.
+    """
+    if client.protocol != MQTTProtocolVersion.MQTTv5:
+        client.connect_async(settings.host, settings.port, keepalive=settings.keepalive_s)
+        return
     client.connect_async(
         settings.host,
         settings.port,

@@ -168,7 +168,7 @@ class Link:
         self.client = client
 
     def connect(self, deadline: float) -> None:
-        """Connect (``connect_async`` done), retrying until ``deadline`` (monotonic)."""
+        """Connect (``common.mqtt.connect`` done), retrying until ``deadline`` (monotonic)."""
         while not self.client.is_connected():
             if time.monotonic() > deadline:
                 raise ConnectionError("load generator: no MQTT connection within 60 s")
@@ -213,7 +213,7 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
     prefix = job.mqtt.topic_prefix
     topics = [f"{prefix}/{SITE}/{unit_id(k)}/{sensor_id(k)}" for k in mine]
     unit_topics = [f"{prefix}/{SITE}/{unit_id(k)}" for k in mine]
-    ids = np.array([sensor_id(k) for k in mine], dtype=object)
+    ids = [sensor_id(k) for k in mine]
     unit_of = np.array([k // PER_UNIT for k in mine], np.int64)  # per sensor of ours
     # MQTT 3.1.1, as most sensor gateways speak: paho decodes an MQTT 5 PUBACK's reason
     # code and properties into objects, ~80 µs a message here, a third of a publish
@@ -221,13 +221,13 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
         job.mqtt, f"{job.client_id}-{job.worker}", persistent=False, protocol=MQTT_311
     )
     client.disable_logger()  # paho formats a debug line per packet sent and received
-    client.connect_async(job.mqtt.host, job.mqtt.port, keepalive=job.mqtt.keepalive_s)
+    mqtt_clients.connect(client, job.mqtt, persistent=False)
     link = Link(client)
     link.connect(deadline=time.monotonic() + 60)
     n, total = len(mine), int(job.rate * job.duration_s) if mine else 0
     units_at = np.flatnonzero(np.diff(unit_of, prepend=-1))  # where each unit begins
     book = Ledger(n)
-    singles, batches = SingleRenderer(), BatchRenderer(ids.tolist())
+    singles, batches = SingleRenderer(), BatchRenderer(ids)
     start_at = job.start_at
     if start is not None:
         # connected: count ourselves ready and wait for the start time the parent sets
@@ -259,7 +259,7 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
         behind = max(behind, (due - sent) / job.rate)
         # the readings sent..due-1 as arrays: the generator's own CPU is taken from the
         # pipeline it measures when both run on one machine, so no Python per reading
-        # beyond formatting its JSON
+        # (single readings: one publish per reading, as each is its own message)
         j, ts, centi = book.add(np.arange(sent, due), start_ms, job.rate)
         before = len(infos)
         if job.batch == 1:
@@ -280,7 +280,7 @@ def _worker(job: Job, results: Any, progress: Any, start: Any = None) -> None:
     if job.qos:
         link.flush(infos, deadline=time.monotonic() + 60)
     end = time.time()
-    ledger = book.as_dict([str(i) for i in ids])
+    ledger = book.as_dict(ids)
     client.disconnect()
     results.put({"worker": job.worker, "sent": sent, "end": end, "behind_s": behind,
                  "messages": messages, "ledger": ledger})  # fmt: skip

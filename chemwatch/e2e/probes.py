@@ -235,6 +235,7 @@ class _TopicReader(_Thread):
         every = range(self.kafka.partitions)
         consumer.assign([TopicPartition(self.topic, p) for p in self.partitions(every)])
         if self.offset_reset == "latest":
+            # resolve the position now: once ``ready``, every later record is seen
             await consumer.seek_to_end()
         self.ready.set()
         try:
