@@ -166,8 +166,8 @@ def test_ports_are_host_container_pairs_without_collisions(services: dict[str, A
             host, sep, container = port.partition(":")
             assert sep, f"{name}: port {port!r} is not 'host:container'"
             host_port, container_port = int(host), int(container.split("/")[0])
-            assert 1 <= host_port <= 65535, f"{name}: {port}"
-            assert 1 <= container_port <= 65535, f"{name}: {port}"
+            assert host_port in range(1, 65536), f"{name}: {port}"
+            assert container_port in range(1, 65536), f"{name}: {port}"
             assert host_port not in seen, f"host port {host_port}: {seen.get(host_port)} and {name}"
             seen[host_port] = name
     assert seen.get(8080) == "alerting"
