@@ -12,6 +12,10 @@ NOTIFICATIONS = Counter(
     ["channel", "result"],  # sent | retry | dead
 )
 SSE_CLIENTS = Gauge("chemwatch_alerting_sse_clients", "Open live-stream (SSE) connections")
+SSE_DROPPED = Counter(
+    "chemwatch_alerting_sse_dropped_total",
+    "Live-stream clients dropped for falling sse_queue_size changes behind (they resume by id)",
+)
 KAFKA_LAG = Gauge(
     "chemwatch_alerting_kafka_lag",
     "Offsets between the end of an assigned conditions partition and the consumer's position",

@@ -49,6 +49,10 @@ class AlertingOptions(Section):
     default_shelve_s: float = Field(default=3600, gt=0)
     max_shelve_s: float = Field(default=8 * 3600, gt=0)
     notify: NotifySettings = NotifySettings()
+    # Changes a live-stream (SSE) client may have waiting; a client that falls this far
+    # behind (it stopped reading) is dropped, so it holds neither memory nor the others
+    # up, and resumes by Last-Event-ID when it reconnects.
+    sse_queue_size: int = Field(default=10_000, ge=1)
     # Largest request body the API accepts (413 above it); actions carry a short comment.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 

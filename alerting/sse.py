@@ -37,9 +37,9 @@ def start_after(pool: ConnectionPool, last_event_id: str | None, after: int | No
         return changes.last_id(conn)
 
 
-def _fetch(pool: ConnectionPool, after: int) -> list[Change]:
+def _fetch(pool: ConnectionPool, after: int, limit: int = 500) -> list[Change]:
     with pool.connection() as conn:
-        return changes.since(conn, after)
+        return changes.since(conn, after, limit)
 
 
 class Broadcaster:
@@ -51,8 +51,11 @@ class Broadcaster:
         poll_s: float = 0.1,
         listener: ChangeListener | None = None,
         fallback_poll_s: float = 1.0,
+        queue_size: int = QUEUE_SIZE,
     ) -> None:
         self.pool = pool
+        self.queue_size = queue_size
+        self.read_limit = max(1, min(500, queue_size // 2))
         self.poll_s = poll_s
         self.listener = listener
         self.fallback_poll_s = fallback_poll_s
@@ -60,7 +63,7 @@ class Broadcaster:
         self._task: asyncio.Task[None] | None = None
 
     def subscribe(self) -> asyncio.Queue[Change | None]:
-        queue: asyncio.Queue[Change | None] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[Change | None] = asyncio.Queue(self.queue_size)
         self.subscribers.add(queue)
         metrics.SSE_CLIENTS.inc()
         if self._task is None or self._task.done():
@@ -82,13 +85,16 @@ class Broadcaster:
         last = await asyncio.to_thread(start_after, self.pool, None, None)
         while self.subscribers:
             wakeup.arm()  # before the read: a commit notified during it is not missed
-            rows = await asyncio.to_thread(_fetch, self.pool, last)
+            # One read fills at most half a client's queue: a client that keeps reading
+            # is never dropped for a burst, one that stopped is dropped within two reads.
+            rows = await asyncio.to_thread(_fetch, self.pool, last, self.read_limit)
             for row in rows:
                 for queue in list(self.subscribers):
                     try:
                         queue.put_nowait(row)
                     except asyncio.QueueFull:
                         self.subscribers.discard(queue)  # too slow: it will resume by id
+                        metrics.SSE_DROPPED.inc()
                         with contextlib.suppress(asyncio.QueueEmpty):
                             queue.get_nowait()
                         queue.put_nowait(None)

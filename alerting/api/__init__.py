@@ -49,7 +49,7 @@ def create_app(
     app.add_middleware(NoNulCharacters)
     auth = Auth(pool, options.users, clock, options.session_ttl_s)
     app.include_router(alarm_router(pool, auth, ctx, options, clock))
-    app.include_router(plant_router(pool, auth, ctx, clock, listener))
+    app.include_router(plant_router(pool, auth, ctx, clock, listener, options.sse_queue_size))
 
     @app.exception_handler(psycopg.DataError)
     async def data_error(_request: Request, _exc: psycopg.DataError) -> JSONResponse:

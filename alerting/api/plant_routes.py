@@ -31,6 +31,7 @@ def plant_router(
     ctx: Context,
     clock: Clock,
     listener: ChangeListener | None = None,
+    sse_queue_size: int = sse.QUEUE_SIZE,
 ) -> APIRouter:
     """Routes beyond single alarms; the live stream wakes on ``listener``'s notifications."""
     router = APIRouter()
@@ -38,7 +39,7 @@ def plant_router(
     operator = Annotated[ApiUser, Depends(auth.require("operator"))]
     supervisor = Annotated[ApiUser, Depends(auth.require("supervisor"))]
     window = Annotated[float, Query(gt=0, le=24 * 90)]
-    broadcaster = sse.Broadcaster(pool, listener=listener)
+    broadcaster = sse.Broadcaster(pool, listener=listener, queue_size=sse_queue_size)
 
     @router.post("/login", tags=["auth"])
     def login(body: LoginBody, response: Response) -> dict[str, Any]:

@@ -74,6 +74,43 @@ def test_auth_roles_and_validation(alerting: Alerting) -> None:
     assert TOKENS  # the tokens above come from settings, never from the database
 
 
+def test_sessions_end_on_logout_and_on_expiry(
+    service_factory: ServiceFactory, stack: BaseProcessSettings, isolation: Isolation
+) -> None:
+    """A password session is revoked by /logout (bearer or cookie) and ends after
+    ``session_ttl_s``; ending one session leaves the user's others alone."""
+    a = start_alerting(service_factory, stack, isolation, CHEMWATCH_ALERTING__SESSION_TTL_S="5")
+
+    def login() -> httpx.Response:
+        r = httpx.post(a.base + "/login", json={"username": "olga", "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return r
+
+    def me(token: str) -> httpx.Response:
+        return httpx.get(a.base + "/me", headers={"Authorization": f"Bearer {token}"})
+
+    first, second = login().json()["token"], login().json()["token"]
+    out = httpx.post(a.base + "/logout", headers={"Authorization": f"Bearer {first}"})
+    assert out.status_code == 200, out.text
+    assert me(first).status_code == 401
+    assert "unknown or expired" in me(first).json()["detail"]
+    assert me(second).json()["user"] == "olga"  # the other session still works
+    # logging out again with the revoked token is refused, not an error
+    again = httpx.post(a.base + "/logout", headers={"Authorization": f"Bearer {first}"})
+    assert again.status_code == 401
+    # the cookie session ends the same way (and the cookie is cleared)
+    by_cookie = login()
+    with httpx.Client(base_url=a.base, cookies=by_cookie.cookies) as client:
+        assert client.get("/me").status_code == 200
+        assert client.post("/logout").status_code == 200
+        assert "chemwatch_session" not in client.cookies
+    assert me(by_cookie.json()["token"]).status_code == 401
+    # expiry: the session of ``second`` is older than the 5 s TTL soon
+    wait_until(lambda: me(second).status_code == 401, 15, "session expiry")
+    assert me(second).json()["detail"] == "unknown or expired token"
+    assert me(TOKENS["viewer"]).status_code == 200  # configured tokens do not expire
+
+
 def test_every_transition_through_kafka(
     alerting: Alerting, db: psycopg.Connection, isolation: Isolation
 ) -> None:

@@ -142,6 +142,57 @@ def test_bad_sparkplug_messages(topic: str, payload: bytes, reason: str) -> None
     assert [r.reason for r in rej] == [reason]
 
 
+HOUR_MS = 3_600_000
+
+
+def _metric_case(h: Harness, **fields: object) -> bytes:
+    """A DDATA for TK101 whose one metric (TK101-TT-01) has ``fields`` set; ``unit``
+    adds an engineering-unit property."""
+    p = pb.Payload(seq=(h.node.seq + 1) % 256, timestamp=int(time.time() * 1000))
+    h.node.seq += 1
+    m = p.metrics.add()
+    m.alias, m.datatype, m.double_value = h.node.aliases["TK101-TT-01"], 10, 20.0
+    unit = fields.pop("unit", None)
+    for name, value in fields.items():
+        setattr(m, name, value)
+    if unit is not None:
+        m.properties.keys.append("engUnit")
+        m.properties.values.add().string_value = str(unit)
+    return p.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"double_value": math.nan}, "not_finite"),
+        ({"double_value": math.inf}, "not_finite"),
+        ({"timestamp": int(time.time() * 1000) + 2 * HOUR_MS}, "ts_future"),
+        ({"timestamp": int(time.time() * 1000) - 48 * HOUR_MS}, "ts_too_old"),
+        ({"unit": "furlongs"}, "unknown_unit"),
+        ({"unit": "bar"}, "incompatible_unit"),
+        ({"double_value": 1e6}, "out_of_range"),
+    ],
+    ids=["nan", "inf", "future", "too-old", "unknown-unit", "incompatible-unit", "range"],
+)
+def test_bad_metrics_are_rejected_with_their_reason(fields: dict, reason: str) -> None:
+    """The Sparkplug half of the bad-input corpus: each bad metric is one dead letter with
+    its reason and index, and stores nothing."""
+    h = Harness()
+    h.birth()
+    out, rej = h.send("DDATA", _metric_case(h, **fields), "TK101")
+    assert [(r.reason, r.index) for r in rej] == [(reason, 0)]
+    assert "TK101-TT-01" in rej[0].message or reason in ("ts_future", "ts_too_old")
+    assert out.count == 0
+
+
+def test_oversized_payload_is_rejected_before_decoding() -> None:
+    h = Harness()
+    big = b"\x00" * (IngestOptions().max_payload_bytes + 1)
+    rej = h.host.handle(h.node.topic("NDATA"), big, time.time_ns(), Batcher())
+    assert [r.reason for r in rej] == ["oversized"]
+    assert str(len(big)) in rej[0].message
+
+
 def test_out_of_range_and_string_metrics_are_rejected_individually() -> None:
     h = Harness()
     h.birth()
