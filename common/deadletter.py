@@ -33,13 +33,34 @@ class DeadLetter:
 
     @classmethod
     def from_json(cls, raw: bytes) -> DeadLetter:
-        """Parse a dead letter read back from Kafka."""
-        data = json.loads(raw)
-        return cls(
-            topic=data["topic"],
-            reason=data["reason"],
-            message=data["message"],
-            payload=base64.b64decode(data["payload_b64"]),
-            received_at=datetime.fromisoformat(data["received_at"]),
-            index=data.get("index"),
-        )
+        """Parse a dead letter read back from Kafka; anything else on the topic raises
+        DeadLetterFormatError (never another exception)."""
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise DeadLetterFormatError("not a JSON object")
+            missing = [k for k in _TEXT_FIELDS if not isinstance(data.get(k), str)]
+            if missing:
+                raise DeadLetterFormatError(f"{missing[0]!r} is missing or not a string")
+            index = data.get("index")
+            if index is not None and (type(index) is not int or index < 0):
+                raise DeadLetterFormatError(f"index {index!r} is not a position")
+            return cls(
+                topic=data["topic"],
+                reason=data["reason"],
+                message=data["message"],
+                payload=base64.b64decode(data["payload_b64"], validate=True),
+                received_at=datetime.fromisoformat(data["received_at"]),
+                index=index,
+            )
+        except DeadLetterFormatError:
+            raise
+        except (ValueError, RecursionError) as exc:  # JSON, UTF-8, base64, ISO time
+            raise DeadLetterFormatError(f"not a dead letter: {exc}") from exc
+
+
+class DeadLetterFormatError(ValueError):
+    """A record on the dead-letter topic that is not a dead letter."""
+
+
+_TEXT_FIELDS = ("topic", "reason", "message", "payload_b64", "received_at")

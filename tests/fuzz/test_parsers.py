@@ -11,7 +11,9 @@ import copy
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
@@ -19,8 +21,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alerting.incidents import load_rules
+from chemwatch.tail import format_record
 from common import sparkplug_b_pb2 as pb
 from common.conditions import ConditionEvent, ConditionFormatError
+from common.deadletter import DeadLetter, DeadLetterFormatError
 from common.errors import ConfigError
 from common.readings import BatchFormatError, ReadingBatch, decode_batch, encode_batch
 from common.registry import load_registry, parse_registry
@@ -31,6 +36,7 @@ from ingest.rejection import REASONS, Rejection
 from ingest.sensors import SensorTable
 from ingest.settings import IngestOptions, IngestSettings
 from ingest.sparkplug import SparkplugHost
+from simulators.scenario import parse_scenario
 from tests.alerting.helpers import pair
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -310,8 +316,8 @@ def test_registry_loader(doc: Any) -> None:
     assert error is None or (error.source == "fuzz.yaml" and error.problem)
 
 
-def _apply_all(edits: list[tuple[tuple[Any, ...], Any, bool]]) -> Any:
-    doc = PLANT_DOC
+def _apply_all(edits: list[tuple[tuple[Any, ...], Any, bool]], base: Any = PLANT_DOC) -> Any:
+    doc = base
     for path, value, delete in edits:
         global_doc = doc
         try:
@@ -369,3 +375,74 @@ def test_settings_loader(
     for cls in (BaseProcessSettings, IngestSettings):
         error = _raised(ConfigError, load_settings, cls, config, environ=environ)
         assert error is None or error.problem
+
+
+def edited(base: Any) -> st.SearchStrategy[Any]:
+    """``base`` with one to three of its values replaced by any JSON value or deleted."""
+    paths = _paths(base)[1:]
+    return st.lists(
+        st.tuples(st.sampled_from(paths), json_values, st.booleans()), min_size=1, max_size=3
+    ).map(lambda edits: _apply_all(edits, base))
+
+
+RULES_DOC = yaml.safe_load((ROOT / "examples" / "rules.yaml").read_text())
+SCENARIO_DOCS = [
+    yaml.safe_load(p.read_text()) for p in sorted((ROOT / "examples" / "scenarios").glob("*.yaml"))
+]
+
+
+@FAST
+@given(doc=json_values | edited(RULES_DOC))
+def test_incident_rules_loader(doc: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = tmp_path_factory.mktemp("rules") / "rules.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    error = _raised(ConfigError, load_rules, path)
+    assert error is None or (error.source == str(path) and error.problem)
+
+
+@FAST
+@given(doc=json_values | st.one_of([edited(d) for d in SCENARIO_DOCS]))
+def test_scenario_parser(doc: Any) -> None:
+    error = _raised(ConfigError, parse_scenario, doc, REGISTRY, "fuzz.yaml")
+    assert error is None or (error.source == "fuzz.yaml" and error.problem)
+
+
+def _letter_doc() -> dict[str, Any]:
+    letter = DeadLetter("chemwatch/v1/haibin/TK101", "not_json", "bad", b"{", datetime.now(UTC), 2)
+    return dict(json.loads(letter.to_json()))
+
+
+letters = (
+    st.binary(max_size=200)
+    | json_values.map(_payload_bytes)
+    | st.builds(
+        lambda key, value: _payload_bytes({**_letter_doc(), key: value}),
+        st.sampled_from(sorted(_letter_doc())),
+        json_values,
+    )
+    | st.sampled_from(sorted(_letter_doc())).map(
+        lambda key: _payload_bytes({k: v for k, v in _letter_doc().items() if k != key})
+    )
+    | st.integers(min_value=1, max_value=5000).map(lambda n: b"[" * n + b"]" * n)
+)
+
+
+@FAST
+@given(raw=letters)
+def test_dead_letter_from_json(raw: bytes) -> None:
+    error = _raised(DeadLetterFormatError, DeadLetter.from_json, raw)
+    assert error is None or str(error)
+
+
+@FAST
+@given(
+    kind=st.sampled_from(["readings", "dlq", "conditions"]),
+    raw=letters | st.binary(max_size=300),
+    as_json=st.booleans(),
+)
+def test_tail_shows_any_record(kind: str, raw: bytes, as_json: bool) -> None:
+    """``chemwatch tail`` prints a line for whatever a topic holds, and never stops."""
+    record = SimpleNamespace(value=raw, offset=7, partition=0)
+    lines = list(format_record(kind, record, as_json=as_json))  # type: ignore[arg-type]
+    assert lines
+    assert all(isinstance(line, str) for line in lines)
