@@ -68,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--soak-minutes", type=float, default=0.0, help="soak run length (0: none)")
     p.add_argument("--soak-rate", type=float, default=0.0,
                    help="soak rate (default: half the sustained rate)")  # fmt: skip
+    p.add_argument("--kill-worker", action="store_true",
+                   help="one more step at half the sustained rate in which detector worker 0 "
+                        "is killed (SIGKILL) a third of the way in and restarted 1 s later: "
+                        "throughput, exactly-once ledger, time to catch up")  # fmt: skip
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default reports/e2e-<UTC time>)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the JSON summary on stdout")
@@ -90,6 +94,7 @@ def options(args: argparse.Namespace) -> runner.Options:
         half_rate=args.half_rate,
         soak_minutes=args.soak_minutes,
         soak_rate=args.soak_rate,
+        kill_worker=args.kill_worker,
         out=out,
     )
 

@@ -211,6 +211,30 @@ def _soak(so: dict[str, Any], unit: str) -> list[str]:
     ]
 
 
+def _worker_kill(wk: dict[str, Any], unit: str) -> list[str]:
+    s = wk["step"]
+    probes = s["probes"]
+    caught = wk["caught_up_s"]
+    return [
+        "## Detector worker killed under load",
+        "",
+        f"One step of {wk['step_seconds']:g} s at "
+        f"{_fmt(wk['rate'])} {unit} with {wk['workers']} worker(s): `detectors-0` killed "
+        f"(SIGKILL) {wk['killed_after_s']:g} s in, started again {wk['down_s']:g} s later.",
+        "",
+        "| end-to-end readings/s | stored = ledger (exactly once) | drain s | caught up after "
+        "restart | alarms seen / probe activations | ->alarm (SSE) p50/p95/p99 ms |",
+        "|---:|---|---:|---|---|---|",
+        f"| {_fmt(s['e2e_readings_per_s'])} | {_ledger(s)} | {_fmt(s['drain_s'], 2)} | "
+        + (f"{caught:g} s (every worker's source lag <= {wk['caught_up_lag_s']:g} s)"
+           if caught is not None else "not within the step and its drain")
+        + f" | {probes['seen_alarm']} / {probes['probe_activations']} | {_lat(s, 'alarm')} |",
+        "",
+        f"Error lines in service logs: {sum(wk['errors'].values())} ({wk['errors']}).",
+        "",
+    ]  # fmt: skip
+
+
 METHOD = [
     "## How each figure is measured",
     "",
@@ -274,6 +298,8 @@ def markdown(summary: dict[str, Any], plots: list[Path]) -> str:
     ]
     if summary.get("cost_growth"):
         out += _cost_table(summary, unit)
+    if summary.get("worker_kill"):
+        out += _worker_kill(summary["worker_kill"], unit)
     if summary.get("soak"):
         out += _soak(summary["soak"], unit)
     out += [line.replace("{db}", st["steps"][0]["db_latency_method"]) for line in METHOD]
@@ -283,7 +309,8 @@ def markdown(summary: dict[str, Any], plots: list[Path]) -> str:
 
 
 def plots(summary: dict[str, Any], out: Path) -> list[Path]:
-    """rate_latency.png, lag.png and (with a soak) soak_rss.png."""
+    """rate_latency.png, lag.png, (with --kill-worker) worker_kill.png and (with a
+    soak) soak_rss.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -329,6 +356,10 @@ def plots(summary: dict[str, Any], out: Path) -> list[Path]:
         fig.savefig(made[-1], dpi=100)
         plt.close(fig)
 
+    wk = summary.get("worker_kill")
+    if wk and wk["lag"]:
+        made.append(_worker_kill_plot(plt, wk, out / "worker_kill.png"))
+
     soak = summary.get("soak")
     if soak and soak["rss_mb"]:
         series = soak["rss_mb"]
@@ -345,6 +376,34 @@ def plots(summary: dict[str, Any], out: Path) -> list[Path]:
         fig.savefig(made[-1], dpi=100)
         plt.close(fig)
     return made
+
+
+def _worker_kill_plot(plt: Any, wk: dict[str, Any], path: Path) -> Path:
+    """Source lag and Kafka lag around the kill, with the kill and the restart marked."""
+    step, lag = wk["step"], wk["lag"]
+    t0 = step["t0"]
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    t = [p["t"] - t0 for p in lag]
+    # unknown while a worker is down or has not written since it started (it reads 0)
+    known = [p["lag_s"] if p.get("workers_up") == wk["workers"] and p["lag_s"] > 0
+             else float("nan") for p in lag]  # fmt: skip
+    a1.plot(t, known, ".-", color="tab:red", label="max source lag (gaps: unknown)")
+    a1.axhline(wk["caught_up_lag_s"], color="grey", ls=":", label="caught up below")
+    a1.set(ylabel="detectors source lag (s)")
+    a2.plot(t, [p["lag_records"] for p in lag], label="detectors: Kafka lag (records)")
+    a2.plot(t, [p.get("workers_up", 0) for p in lag], drawstyle="steps-post",
+            label="workers answering /metrics")  # fmt: skip
+    a2.set(xlabel="seconds since the step began")
+    for a in (a1, a2):
+        a.axvline(wk["killed_at"] - t0, color="black", label="SIGKILL")
+        a.axvline(wk["restarted_at"] - t0, color="tab:green", ls="--", label="restart")
+        a.axvspan(0, step["t_end"] - t0, alpha=0.08, color="grey")
+        a.legend(fontsize="small")
+    fig.suptitle(f"Detector worker killed at {_fmt(wk['rate'])}/s (shaded: the step)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def write_all(summary: dict[str, Any], out: Path) -> dict[str, Path]:

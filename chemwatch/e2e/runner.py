@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from chemwatch.e2e import ledger, stats
 from chemwatch.e2e.plant import write_plant
@@ -29,10 +32,13 @@ from chemwatch.e2e.probes import (
 from chemwatch.e2e.sampler import Sampler
 from chemwatch.e2e.services import Services
 from common.settings import BaseProcessSettings
+from simulators.load import SITE as LOAD_SITE
 from simulators.load import run_load
 
 GATEWAY_BATCH = 100  # readings per MQTT message in batch mode (one gateway, one unit)
 SOAK_LAG_BOUND_S = 5.0  # source lag the soak may never exceed
+KILL_DOWN_S = 1.0  # --kill-worker: how long the killed worker stays down (a supervisor)
+CAUGHT_UP_LAG_S = 2.0  # --kill-worker: every worker's source lag back under this
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Options:
     half_rate: bool = True
     soak_minutes: float = 0.0
     soak_rate: float = 0.0  # 0: half the sustained rate (or the first rate)
+    kill_worker: bool = False  # one more step with detector worker 0 killed and restarted
     out: Path = Path("reports/e2e")
 
     @property
@@ -321,6 +328,71 @@ def cost_growth(opts: Options, settings: BaseProcessSettings, rate: float) -> li
     return out
 
 
+def worker_kill(opts: Options, settings: BaseProcessSettings, rate: float) -> dict[str, Any]:
+    """One step at ``rate`` in which detector worker 0 is killed (SIGKILL) a third of the
+    way in and started again ``KILL_DOWN_S`` later, as a supervisor would. The step's
+    ledger shows whether every reading was stored exactly once; ``caught_up_s`` is the
+    time from the restart until every worker's source lag was back under
+    ``CAUGHT_UP_LAG_S`` (None: not within the step and its drain)."""
+    sensors = opts.sensors[0]
+    with Config(opts, settings, sensors, f"kill-{sensors}") as cfg:
+        assert cfg.sampler is not None
+        times: list[float] = []
+        done = threading.Event()
+
+        def kill_a_third_in() -> None:
+            # from the load's first reading at the bridge, not from the call: the
+            # generator's processes take a second or so to start publishing
+            port = cfg.services.by_name("ingest-0").port
+            while not _load_arrived(port):
+                if done.wait(0.1):
+                    return
+            if not done.wait(opts.step_seconds / 3):
+                times.extend(cfg.services.crash_and_restart("detectors-0", KILL_DOWN_S))
+
+        killer = threading.Thread(target=kill_a_third_in, name="worker-killer", daemon=True)
+        killer.start()
+        try:
+            step = cfg.step(rate, opts.step_seconds, kind="worker-kill")
+        finally:
+            done.set()
+            killer.join()
+        if not times:
+            raise RuntimeError("the worker was not killed: the step ended first")
+        killed_at, restarted_at = times
+        caught_up = next(
+            (s.t - restarted_at for s in cfg.sampler.samples
+             if s.t > restarted_at and len(s.worker_lag_s) == opts.workers
+             and all(0 < v <= CAUGHT_UP_LAG_S for v in s.worker_lag_s.values())),
+            None,
+        )  # fmt: skip
+        return {
+            "rate": rate,
+            "workers": opts.workers,
+            "step_seconds": opts.step_seconds,
+            "killed_at": killed_at,
+            "restarted_at": restarted_at,
+            "killed_after_s": round(killed_at - step["t0"], 2),
+            "down_s": round(restarted_at - killed_at, 2),
+            "caught_up_s": None if caught_up is None else round(caught_up, 1),
+            "caught_up_lag_s": CAUGHT_UP_LAG_S,
+            "step": step,
+            "errors": cfg.errors(),
+            **cfg.series(),
+        }
+
+
+def _load_arrived(port: int) -> bool:
+    """Whether the bridge on ``port`` has forwarded any load reading yet."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+    except httpx.HTTPError:
+        return False
+    series = f'chemwatch_ingest_readings_total{{site="{LOAD_SITE}"}} '
+    return any(line.startswith(series) and float(line.split()[-1]) > 0
+               for line in text.splitlines())  # fmt: skip
+
+
 def soak(opts: Options, settings: BaseProcessSettings, rate: float) -> dict[str, Any]:
     """``soak_minutes`` at ``rate``: RSS flat within 10 % after warm-up, lag bounded,
     no error lines, ledger complete."""
@@ -371,6 +443,10 @@ def run(opts: Options, settings: BaseProcessSettings,
     if len(opts.sensors) > 1:
         summary["cost_rate"] = base_rate
         summary["cost_growth"] = cost_growth(opts, settings, base_rate)
+        if on_part:
+            on_part(summary)
+    if opts.kill_worker:
+        summary["worker_kill"] = worker_kill(opts, settings, base_rate)
         if on_part:
             on_part(summary)
     if opts.soak_minutes > 0:

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -36,6 +36,8 @@ class Sample:
     lag_records: float  # detector workers' Kafka lag, summed over partitions
     lag_s: float  # detector workers' source lag (max over workers)
     alerting_lag: float  # alerting's Kafka lag on conditions
+    # source lag of each detector worker whose /metrics answered (0 before its first write)
+    worker_lag_s: dict[str, float] = field(default_factory=dict)
 
 
 def _listens_on(proc: psutil.Process, port: int) -> bool:
@@ -84,7 +86,7 @@ class Sampler(threading.Thread):
         self.interval_s = interval_s
         self.samples: list[Sample] = []
         self._stop_event = threading.Event()
-        self._own = {p.name: psutil.Process(p.pid) for p in self.processes}
+        self._handles: dict[int, psutil.Process] = {}  # by PID: a restart brings a new one
         self._infra = infra(ports)
         self._ports = ports
         self._lock = threading.Lock()
@@ -117,14 +119,11 @@ class Sampler(threading.Thread):
         at = time.time()  # taken first: scraping a busy service can take a while
         cpu: dict[str, float] = {}
         rss: dict[str, int] = {}
-        for name, proc in self._own.items():
-            try:
-                t = proc.cpu_times()
-                cpu[name] = t.user + t.system
-                rss[name] = proc.memory_info().rss
-            except psutil.Error:
-                continue
-        groups = dict(self._infra)
+        # A service restarted during the run (bench e2e --kill-worker) keeps one name: its
+        # CPU is that of every process it has been, its RSS the current one's.
+        for p in list(self.processes):
+            cpu[p.name], rss[p.name] = self._group(p.name, self._handle(p.pid))
+        groups: dict[str, list[psutil.Process]] = dict(self._infra)
         if self._infra.get("postgres"):  # backends come and go: the server's children now
             server = self._infra["postgres"][0]
             with contextlib.suppress(psutil.Error):
@@ -134,15 +133,26 @@ class Sampler(threading.Thread):
                              if c.pid not in own_pids]  # fmt: skip
         for name, procs in groups.items():
             cpu[name], rss[name] = self._group(name, procs)
-        lag_records = lag_s = alerting_lag = 0.0
-        for p in self.processes:
+        lag_records = alerting_lag = 0.0
+        worker_lag: dict[str, float] = {}
+        for p in list(self.processes):
             metrics = _scrape(self._http, p.port)
-            if p.name.startswith("detectors"):
+            if p.name.startswith("detectors") and metrics:
                 lag_records += metrics.get("chemwatch_detectors_kafka_lag", 0.0)
-                lag_s = max(lag_s, metrics.get("chemwatch_detectors_source_lag_seconds", 0.0))
+                worker_lag[p.name] = metrics.get("chemwatch_detectors_source_lag_seconds", 0.0)
             elif p.name == "alerting":
                 alerting_lag = metrics.get("chemwatch_alerting_kafka_lag", 0.0)
-        return Sample(at, cpu, rss, lag_records, lag_s, alerting_lag)
+        lag_s = max(worker_lag.values(), default=0.0)
+        return Sample(at, cpu, rss, lag_records, lag_s, alerting_lag, worker_lag)
+
+    def _handle(self, pid: int) -> list[psutil.Process]:
+        """The process with ``pid``, as a group of one (none once it is gone)."""
+        if pid not in self._handles:
+            try:
+                self._handles[pid] = psutil.Process(pid)
+            except psutil.Error:
+                return []
+        return [self._handles[pid]]
 
     def _group(self, name: str, procs: list[psutil.Process]) -> tuple[float, int]:
         """Cumulative CPU of a changing set of processes (an exited one keeps its last
@@ -189,7 +199,7 @@ class Sampler(threading.Thread):
     def lag_series(self) -> list[dict[str, Any]]:
         return [
             {"t": round(s.t, 3), "lag_records": s.lag_records, "lag_s": round(s.lag_s, 3),
-             "alerting_lag": s.alerting_lag}
+             "alerting_lag": s.alerting_lag, "workers_up": len(s.worker_lag_s)}
             for s in list(self.samples)
         ]  # fmt: skip
 

@@ -65,6 +65,8 @@ class Process:
     popen: subprocess.Popen[bytes]
     log_path: Path
     port: int  # its /metrics + /healthz (and, for alerting, the API)
+    package: str = ""  # python -m <package>
+    extra: dict[str, str] = field(default_factory=dict)  # its own environment variables
 
     @property
     def pid(self) -> int:
@@ -154,7 +156,11 @@ class Services:
         asyncio.run(kafka_clients.ensure_topics(kafka, *self.names.topics))
 
     def _start(self, name: str, package: str, extra: dict[str, str]) -> Process:
-        port = free_port()
+        proc = self._spawn(name, package, extra, free_port())
+        self.processes.append(proc)
+        return proc
+
+    def _spawn(self, name: str, package: str, extra: dict[str, str], port: int) -> Process:
         log_path = self.logs / f"{name}.log"
         env = self.env() | {"CHEMWATCH_HTTP__PORT": str(port)} | extra
         with log_path.open("ab") as out:
@@ -165,9 +171,20 @@ class Services:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        proc = Process(name, popen, log_path, port)
-        self.processes.append(proc)
-        return proc
+        return Process(name, popen, log_path, port, package, extra)
+
+    def crash_and_restart(self, name: str, down_s: float) -> tuple[float, float]:
+        """SIGKILL ``name``, as a crash would, and start it again ``down_s`` later on the
+        same port, as a supervisor would; returns the wall times of the kill and the
+        restart."""
+        i = next(k for k, p in enumerate(self.processes) if p.name == name)
+        old = self.processes[i]
+        old.popen.kill()
+        killed_at = time.time()
+        old.popen.wait()
+        time.sleep(down_s)
+        self.processes[i] = self._spawn(name, old.package, old.extra, old.port)
+        return killed_at, time.time()
 
     def start(self, timeout_s: float = 180) -> None:
         """Start alerting, the workers and the bridges; return once each is ready."""

@@ -55,6 +55,41 @@ def test_one_low_step_fills_the_report(stack: BaseProcessSettings, tmp_path: Pat
 
 
 @pytest.mark.timeout(240)
+def test_worker_kill_step_stores_every_reading_once(
+    stack: BaseProcessSettings, tmp_path: Path
+) -> None:
+    opts = runner.Options(
+        mode="batch", rates=(1000.0,), step_seconds=9, drain_seconds=30, sensors=(200,),
+        probes=5, probe_rate=10, half_rate=False, kill_worker=True, out=tmp_path,
+    )  # fmt: skip
+    wk = runner.worker_kill(opts, stack, 1000.0)
+    step = wk["step"]
+    assert step["kind"] == "worker-kill"
+    # the worker was killed about a third of the way in and came back
+    assert 2.0 <= wk["killed_after_s"] <= 6.0, wk["killed_after_s"]
+    assert wk["down_s"] >= runner.KILL_DOWN_S
+    log = (tmp_path / "logs" / "kill-200" / "detectors-0.log").read_text()
+    assert log.count("resumed from stored offsets") >= 2, log[-3000:]
+    # every reading stored exactly once (count, timestamp sum and value sum per sensor)
+    assert step["published"] == 9000
+    assert step["stored"] == step["published"]
+    assert step["mismatched_sensors"] == step["sensors_lost"] == 0
+    # every probe activation still raised its alarm, and the workers caught up again
+    assert step["probes"]["seen_alarm"] == step["probes"]["probe_activations"] > 0
+    assert wk["caught_up_s"] is not None
+    assert wk["errors"] == {"alerting": 0, "detectors-0": 0, "ingest-0": 0}
+    # the report and its plot
+    summary = {"options": runner._jsonable(opts), "started": 0.0, "command": "test",
+               "stepped": {"steps": [step], "half_rate_step": None, "sensors": 200,
+                           "sustained_readings_per_s": 0, "best_observed_readings_per_s": 0,
+                           "errors": {}, "state_bytes": 0, "lag": [], "rss_mb": []},
+               "worker_kill": wk}  # fmt: skip
+    paths = report.write_all(summary, tmp_path)
+    assert "## Detector worker killed under load" in paths["report"].read_text()
+    assert paths["worker_kill"].read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.timeout(240)
 def test_sigterm_stops_the_services_it_started(stack: BaseProcessSettings, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHEMWATCH_")}
     env |= {"CHEMWATCH_MQTT__PORT": str(stack.mqtt.port),
