@@ -391,14 +391,20 @@ def _worker_kill_plot(plt: Any, wk: dict[str, Any], path: Path) -> Path:
     a1.axhline(wk["caught_up_lag_s"], color="grey", ls=":", label="caught up below")
     a1.set(ylabel="detectors source lag (s)")
     a2.plot(t, [p["lag_records"] for p in lag], label="detectors: Kafka lag (records)")
-    a2.plot(t, [p.get("workers_up", 0) for p in lag], drawstyle="steps-post",
-            label="workers answering /metrics")  # fmt: skip
-    a2.set(xlabel="seconds since the step began")
+    a2.set(xlabel="seconds since the step began", ylabel="records")
+    up = a2.twinx()
+    up.plot(t, [p.get("workers_up", 0) for p in lag], drawstyle="steps-post",
+            color="tab:orange", label="workers answering /metrics")  # fmt: skip
+    up.set(ylabel="workers up", ylim=(-0.1, wk["workers"] + 0.5))
+    up.legend(loc="upper left", fontsize="small")
+    if wk["caught_up_s"] is not None:
+        a1.axvspan(wk["restarted_at"] - t0, wk["restarted_at"] - t0 + wk["caught_up_s"],
+                   color="tab:green", alpha=0.1, label="restart -> caught up")  # fmt: skip
     for a in (a1, a2):
         a.axvline(wk["killed_at"] - t0, color="black", label="SIGKILL")
         a.axvline(wk["restarted_at"] - t0, color="tab:green", ls="--", label="restart")
         a.axvspan(0, step["t_end"] - t0, alpha=0.08, color="grey")
-        a.legend(fontsize="small")
+        a.legend(loc="upper right", fontsize="small")
     fig.suptitle(f"Detector worker killed at {_fmt(wk['rate'])}/s (shaded: the step)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
