@@ -9,6 +9,13 @@ from common.settings import BaseProcessSettings, HttpSettings, Section
 
 class DetectorOptions(Section):
     group_id: str = "chemwatch-detectors"
+    # Static group membership (Kafka KIP-345): a worker restarted under the same id within
+    # the session timeout gets its partitions back at once instead of waiting out the
+    # dead member's session and a rebalance of the whole group (docs/scale-out.md). It
+    # must be unique per worker and stable across its restarts (e.g. a StatefulSet pod
+    # name). Unset: dynamic membership. A static member that stops does not leave the
+    # group, so its partitions move to others only after the session timeout.
+    group_instance_id: str | None = Field(default=None, min_length=1, max_length=249)
     max_records: int = Field(default=500, ge=1)  # Kafka records (batches) per poll
     poll_timeout_ms: int = Field(default=200, ge=1)
     # Readings detected (and their condition events sent) but not yet written; beyond

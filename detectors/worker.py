@@ -152,7 +152,9 @@ class Worker:
             return
         self._conn = await self.in_db_thread(psycopg.connect, self.settings.database.conninfo())
         producer = kafka_clients.make_producer(kafka)
-        consumer = kafka_clients.make_consumer(kafka, opts.group_id)
+        consumer = kafka_clients.make_consumer(
+            kafka, opts.group_id, group_instance_id=opts.group_instance_id
+        )
         await kafka_clients.start_client(producer, kafka)
         consumer.subscribe([kafka.readings_topic], listener=_Listener(self, consumer))
         await kafka_clients.start_client(consumer, kafka)

@@ -223,12 +223,18 @@ def _worker_kill(wk: dict[str, Any], unit: str) -> list[str]:
         f"(SIGKILL) {wk['killed_after_s']:g} s in, started again {wk['down_s']:g} s later.",
         "",
         "| end-to-end readings/s | stored = ledger (exactly once) | drain s | caught up after "
-        "restart | alarms seen / probe activations | ->alarm (SSE) p50/p95/p99 ms |",
-        "|---:|---|---:|---|---|---|",
+        "restart | rebalances the other workers went through | alarms seen / probe "
+        "activations | ->alarm (SSE) p50/p95/p99 ms |",
+        "|---:|---|---:|---|---:|---|---|",
         f"| {_fmt(s['e2e_readings_per_s'])} | {_ledger(s)} | {_fmt(s['drain_s'], 2)} | "
-        + (f"{caught:g} s (every worker's source lag <= {wk['caught_up_lag_s']:g} s)"
-           if caught is not None else "not within the step and its drain")
-        + f" | {probes['seen_alarm']} / {probes['probe_activations']} | {_lat(s, 'alarm')} |",
+        + (f"{caught:g} s" if caught is not None else "not within the step and its drain")
+        + f" | {wk.get('survivor_rebalances', '-')} | {probes['seen_alarm']} / "
+        f"{probes['probe_activations']} | {_lat(s, 'alarm')} |",
+        "",
+        f"Caught up: every worker's source lag back at or below {wk['caught_up_lag_s']:g} s "
+        "while the load ran, or else the step's last reading stored. Workers are static "
+        "group members (`detectors.group_instance_id`), so a restart within the session "
+        "timeout rejoins without a rebalance.",
         "",
         f"Error lines in service logs: {sum(wk['errors'].values())} ({wk['errors']}).",
         "",

@@ -333,11 +333,15 @@ def worker_kill(opts: Options, settings: BaseProcessSettings, rate: float) -> di
     way in and started again ``KILL_DOWN_S`` later, as a supervisor would. The step's
     ledger shows whether every reading was stored exactly once; ``caught_up_s`` is the
     time from the restart until every worker's source lag was back under
-    ``CAUGHT_UP_LAG_S`` (None: not within the step and its drain)."""
+    ``CAUGHT_UP_LAG_S`` while the load ran, or else until the step's last reading was
+    stored (None: neither within the step and its drain). ``survivor_rebalances``
+    counts the assignments the other workers went through meanwhile (each one stops
+    them for a moment)."""
     sensors = opts.sensors[0]
     with Config(opts, settings, sensors, f"kill-{sensors}") as cfg:
         assert cfg.sampler is not None
         times: list[float] = []
+        assigned: dict[str, int] = {}  # assignments each worker had logged before the kill
         done = threading.Event()
 
         def kill_a_third_in() -> None:
@@ -348,6 +352,7 @@ def worker_kill(opts: Options, settings: BaseProcessSettings, rate: float) -> di
                 if done.wait(0.1):
                     return
             if not done.wait(opts.step_seconds / 3):
+                assigned.update(_assignments_logged(cfg.services))
                 times.extend(cfg.services.crash_and_restart("detectors-0", KILL_DOWN_S))
 
         killer = threading.Thread(target=kill_a_third_in, name="worker-killer", daemon=True)
@@ -360,12 +365,20 @@ def worker_kill(opts: Options, settings: BaseProcessSettings, rate: float) -> di
         if not times:
             raise RuntimeError("the worker was not killed: the step ended first")
         killed_at, restarted_at = times
-        caught_up = next(
-            (s.t - restarted_at for s in cfg.sampler.samples
-             if s.t > restarted_at and len(s.worker_lag_s) == opts.workers
+        lag_ok = next(
+            (s.t for s in cfg.sampler.samples
+             if restarted_at < s.t <= step["t_end"] and len(s.worker_lag_s) == opts.workers
              and all(0 < v <= CAUGHT_UP_LAG_S for v in s.worker_lag_s.values())),
             None,
         )  # fmt: skip
+        # After the load stops a worker's source lag stays at its last write's: a backlog
+        # drained after the last publish is done when the last reading is stored.
+        stored_all = step["t_end"] if step["drain_s"] is not None else None
+        done_at = min((t for t in (lag_ok, stored_all) if t is not None), default=None)
+        caught_up = None if done_at is None else done_at - restarted_at
+        after = _assignments_logged(cfg.services)
+        survivors = [n for n in after if n != "detectors-0"]
+        rebalances = max((after[n] - assigned.get(n, 0) for n in survivors), default=0)
         return {
             "rate": rate,
             "workers": opts.workers,
@@ -376,10 +389,17 @@ def worker_kill(opts: Options, settings: BaseProcessSettings, rate: float) -> di
             "down_s": round(restarted_at - killed_at, 2),
             "caught_up_s": None if caught_up is None else round(caught_up, 1),
             "caught_up_lag_s": CAUGHT_UP_LAG_S,
+            "survivor_rebalances": rebalances,
             "step": step,
             "errors": cfg.errors(),
             **cfg.series(),
         }
+
+
+def _assignments_logged(services: Services) -> dict[str, int]:
+    """Partition assignments each detector worker has logged so far."""
+    return {p.name: p.log().count("detectors.worker: assigned [")
+            for p in services.processes if p.name.startswith("detectors")}  # fmt: skip
 
 
 def _load_arrived(port: int) -> bool:

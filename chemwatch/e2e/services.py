@@ -191,7 +191,9 @@ class Services:
         self.logs.mkdir(parents=True, exist_ok=True)
         self._start("alerting", "alerting", {})
         for i in range(self.workers):
-            self._start(f"detectors-{i}", "detectors", {})
+            # static members: a restarted worker (--kill-worker) takes its partitions back
+            instance = {"CHEMWATCH_DETECTORS__GROUP_INSTANCE_ID": f"{self.names.tag}-detectors-{i}"}
+            self._start(f"detectors-{i}", "detectors", instance)
         for i in range(self.bridges):
             self._start(f"ingest-{i}", "ingest", {"CHEMWATCH_INGEST__CLIENT_ID": self.bridge_id(i)})
         deadline = time.monotonic() + timeout_s

@@ -1,0 +1,62 @@
+"""Static group membership (``detectors.group_instance_id``): a worker killed with
+SIGKILL and started again under the same instance id takes back its own partitions, and
+the other worker of the group sees no rebalance at all (with dynamic membership it
+would lose and regain its partitions twice: when the dead member times out and when
+the new one joins)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from common import kafka as kafka_clients
+from common.settings import BaseProcessSettings
+from tests.fixtures.processes import Service, ServiceFactory, wait_until
+from tests.fixtures.services import Isolation
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 3  # the isolation fixture's CHEMWATCH_KAFKA__PARTITIONS
+
+
+def _assignments(worker: Service) -> list[set[int]]:
+    """Every partition assignment the worker logged, in order."""
+    return [
+        {int(p) for p in found.split(",") if p.strip()}
+        for found in re.findall(r"assigned \[([\d, ]*)\]", worker.log())
+    ]
+
+
+def _latest(worker: Service) -> set[int] | None:
+    found = _assignments(worker)
+    return found[-1] if found else None
+
+
+def test_a_restarted_static_worker_takes_its_partitions_back_without_a_rebalance(
+    stack: BaseProcessSettings, isolation: Isolation, service_factory: ServiceFactory
+) -> None:
+    kafka = stack.kafka.model_copy(update={"partitions": PARTITIONS})
+    asyncio.run(kafka_clients.ensure_topics(kafka, isolation.readings_topic,
+                                            isolation.conditions_topic))  # fmt: skip
+    ids = {name: {"CHEMWATCH_DETECTORS__GROUP_INSTANCE_ID": f"{isolation.tag}-{name}"}
+           for name in ("a", "b")}  # fmt: skip
+    a = service_factory("detectors", env=ids["a"])
+    b = service_factory("detectors", env=ids["b"])
+
+    def shared() -> bool:
+        owned = [_latest(w) for w in (a, b)]
+        return all(owned) and set().union(*owned) == set(range(PARTITIONS))  # type: ignore[arg-type]
+
+    wait_until(shared, 90, "two workers sharing the partitions")
+    a_owned, b_rebalances = _latest(a), len(_assignments(b))
+
+    a.kill()
+    restarted = service_factory("detectors", env=ids["a"])
+    wait_until(lambda: _latest(restarted) is not None, 60, "the restarted worker's assignment")
+
+    assert _latest(restarted) == a_owned
+    assert len(_assignments(b)) == b_rebalances, _assignments(b)  # b kept working throughout
+    assert b.alive()
+    assert restarted.alive()
