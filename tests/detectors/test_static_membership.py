@@ -16,7 +16,9 @@ from common.settings import BaseProcessSettings
 from tests.fixtures.processes import Service, ServiceFactory, wait_until
 from tests.fixtures.services import Isolation
 
-pytestmark = pytest.mark.integration
+# Solo: the restarted worker must rejoin within Kafka's session timeout (10 s), which a
+# worker starting beside a parallel test run may not.
+pytestmark = [pytest.mark.integration, pytest.mark.solo]
 
 PARTITIONS = 3  # the isolation fixture's CHEMWATCH_KAFKA__PARTITIONS
 
