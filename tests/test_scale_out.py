@@ -25,7 +25,13 @@ from aiokafka.partitioner import murmur2
 from common.conditions import ConditionEvent
 from common.registry import load_registry
 from common.settings import BaseProcessSettings
-from tests.fixtures.processes import Service, ServiceFactory, read_topic, wait_until
+from tests.fixtures.processes import (
+    Service,
+    ServiceFactory,
+    latest_assignment,
+    read_topic,
+    wait_until,
+)
 from tests.fixtures.services import ROOT, Isolation
 
 pytestmark = [pytest.mark.integration, pytest.mark.solo]
@@ -105,17 +111,9 @@ def _db_totals(db: psycopg.Connection) -> dict[str, tuple[int, float]]:
     return {s: (int(n), round(float(v), 6)) for s, n, v in rows.fetchall()}
 
 
-def _assignment(worker: Service) -> set[int] | None:
-    """The worker's latest partition assignment, from its log."""
-    found = re.findall(r"assigned \[([\d, ]*)\]", worker.log())
-    if not found:
-        return None
-    return {int(p) for p in found[-1].split(",") if p.strip()}
-
-
 def _shared_by(workers: list[Service]) -> bool:
     """Every partition assigned, and every worker holding some."""
-    latest = [_assignment(w) for w in workers]
+    latest = [latest_assignment(w) for w in workers]
     owned = [a for a in latest if a]
     return len(owned) == len(workers) and set().union(*owned) == set(range(PARTITIONS))
 
@@ -169,7 +167,7 @@ def test_worker_killed_under_load_loses_and_duplicates_nothing(
         )
         # Kill the worker that owns the breaching unit: its state must move, not restart.
         partition = (murmur2(BREACH_UNIT.encode()) & 0x7FFFFFFF) % PARTITIONS
-        victim = next(w for w in workers if partition in (_assignment(w) or set()))
+        victim = next(w for w in workers if partition in (latest_assignment(w) or set()))
         victim.kill()
         survivors = [w for w in workers if w is not victim]
         wait_until(lambda: _shared_by(survivors), 60, "the survivors to take every partition")

@@ -29,7 +29,7 @@ from chemwatch.e2e.probes import (
     read_commit_times,
     stop_all,
 )
-from chemwatch.e2e.sampler import Sampler
+from chemwatch.e2e.sampler import Sampler, scrape
 from chemwatch.e2e.services import Services
 from common.settings import BaseProcessSettings
 from simulators.load import SITE as LOAD_SITE
@@ -348,9 +348,10 @@ def worker_kill(opts: Options, settings: BaseProcessSettings, rate: float) -> di
             # from the load's first reading at the bridge, not from the call: the
             # generator's processes take a second or so to start publishing
             port = cfg.services.by_name("ingest-0").port
-            while not _load_arrived(port):
-                if done.wait(0.1):
-                    return
+            with httpx.Client() as http:  # one client: each builds an SSL context
+                while not _load_arrived(http, port):
+                    if done.wait(0.1):
+                        return
             if not done.wait(opts.step_seconds / 3):
                 assigned.update(_assignments_logged(cfg.services))
                 times.extend(cfg.services.crash_and_restart("detectors-0", KILL_DOWN_S))
@@ -402,15 +403,10 @@ def _assignments_logged(services: Services) -> dict[str, int]:
             for p in services.processes if p.name.startswith("detectors")}  # fmt: skip
 
 
-def _load_arrived(port: int) -> bool:
+def _load_arrived(http: httpx.Client, port: int) -> bool:
     """Whether the bridge on ``port`` has forwarded any load reading yet."""
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
-    except httpx.HTTPError:
-        return False
-    series = f'chemwatch_ingest_readings_total{{site="{LOAD_SITE}"}} '
-    return any(line.startswith(series) and float(line.split()[-1]) > 0
-               for line in text.splitlines())  # fmt: skip
+    readings = scrape(http, port, {"site": LOAD_SITE}, timeout_s=1.0)
+    return readings.get("chemwatch_ingest_readings_total", 0.0) > 0
 
 
 def soak(opts: Options, settings: BaseProcessSettings, rate: float) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -34,10 +34,14 @@ class Sample:
     cpu: dict[str, float]  # cumulative user+sys seconds per process name
     rss: dict[str, int]  # bytes
     lag_records: float  # detector workers' Kafka lag, summed over partitions
-    lag_s: float  # detector workers' source lag (max over workers)
     alerting_lag: float  # alerting's Kafka lag on conditions
     # source lag of each detector worker whose /metrics answered (0 before its first write)
-    worker_lag_s: dict[str, float] = field(default_factory=dict)
+    worker_lag_s: dict[str, float]
+
+    @property
+    def lag_s(self) -> float:
+        """Detector workers' source lag: the largest of those that answered."""
+        return max(self.worker_lag_s.values(), default=0.0)
 
 
 def _listens_on(proc: psutil.Process, port: int) -> bool:
@@ -62,16 +66,20 @@ def infra(ports: dict[str, int]) -> dict[str, list[psutil.Process]]:
     return found
 
 
-def _scrape(http: httpx.Client, port: int) -> dict[str, float]:
-    """Sum of every sample per metric name on a /metrics page (empty on failure)."""
+def scrape(
+    http: httpx.Client, port: int, labels: dict[str, str] | None = None, timeout_s: float = 0.5
+) -> dict[str, float]:
+    """Sum of the samples per metric name on a /metrics page, of those samples carrying
+    ``labels`` when given (empty on failure)."""
     try:
-        text = http.get(f"http://127.0.0.1:{port}/metrics", timeout=0.5).text
+        text = http.get(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s).text
     except httpx.HTTPError:
         return {}
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            out[s.name] = out.get(s.name, 0.0) + s.value
+            if labels is None or labels.items() <= s.labels.items():
+                out[s.name] = out.get(s.name, 0.0) + s.value
     return out
 
 
@@ -136,14 +144,13 @@ class Sampler(threading.Thread):
         lag_records = alerting_lag = 0.0
         worker_lag: dict[str, float] = {}
         for p in list(self.processes):
-            metrics = _scrape(self._http, p.port)
+            metrics = scrape(self._http, p.port)
             if p.name.startswith("detectors") and metrics:
                 lag_records += metrics.get("chemwatch_detectors_kafka_lag", 0.0)
                 worker_lag[p.name] = metrics.get("chemwatch_detectors_source_lag_seconds", 0.0)
             elif p.name == "alerting":
                 alerting_lag = metrics.get("chemwatch_alerting_kafka_lag", 0.0)
-        lag_s = max(worker_lag.values(), default=0.0)
-        return Sample(at, cpu, rss, lag_records, lag_s, alerting_lag, worker_lag)
+        return Sample(at, cpu, rss, lag_records, alerting_lag, worker_lag)
 
     def _handle(self, pid: int) -> list[psutil.Process]:
         """The process with ``pid``, as a group of one (none once it is gone)."""

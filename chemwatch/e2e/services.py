@@ -65,8 +65,8 @@ class Process:
     popen: subprocess.Popen[bytes]
     log_path: Path
     port: int  # its /metrics + /healthz (and, for alerting, the API)
-    package: str = ""  # python -m <package>
-    extra: dict[str, str] = field(default_factory=dict)  # its own environment variables
+    package: str  # python -m <package>
+    extra: dict[str, str]  # its own environment variables (kept for a restart)
 
     @property
     def pid(self) -> int:

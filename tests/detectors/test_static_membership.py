@@ -7,13 +7,17 @@ the new one joins)."""
 from __future__ import annotations
 
 import asyncio
-import re
 
 import pytest
 
 from common import kafka as kafka_clients
 from common.settings import BaseProcessSettings
-from tests.fixtures.processes import Service, ServiceFactory, wait_until
+from tests.fixtures.processes import (
+    ServiceFactory,
+    latest_assignment,
+    logged_assignments,
+    wait_until,
+)
 from tests.fixtures.services import Isolation
 
 # Solo: the restarted worker must rejoin within Kafka's session timeout (10 s), which a
@@ -21,19 +25,6 @@ from tests.fixtures.services import Isolation
 pytestmark = [pytest.mark.integration, pytest.mark.solo]
 
 PARTITIONS = 3  # the isolation fixture's CHEMWATCH_KAFKA__PARTITIONS
-
-
-def _assignments(worker: Service) -> list[set[int]]:
-    """Every partition assignment the worker logged, in order."""
-    return [
-        {int(p) for p in found.split(",") if p.strip()}
-        for found in re.findall(r"assigned \[([\d, ]*)\]", worker.log())
-    ]
-
-
-def _latest(worker: Service) -> set[int] | None:
-    found = _assignments(worker)
-    return found[-1] if found else None
 
 
 def test_a_restarted_static_worker_takes_its_partitions_back_without_a_rebalance(
@@ -48,17 +39,20 @@ def test_a_restarted_static_worker_takes_its_partitions_back_without_a_rebalance
     b = service_factory("detectors", env=ids["b"])
 
     def shared() -> bool:
-        owned = [_latest(w) for w in (a, b)]
+        owned = [latest_assignment(w) for w in (a, b)]
         return all(owned) and set().union(*owned) == set(range(PARTITIONS))  # type: ignore[arg-type]
 
     wait_until(shared, 90, "two workers sharing the partitions")
-    a_owned, b_rebalances = _latest(a), len(_assignments(b))
+    a_owned, b_rebalances = latest_assignment(a), len(logged_assignments(b))
 
     a.kill()
     restarted = service_factory("detectors", env=ids["a"])
-    wait_until(lambda: _latest(restarted) is not None, 60, "the restarted worker's assignment")
+    wait_until(
+        lambda: latest_assignment(restarted) is not None, 60, "the restarted worker's assignment"
+    )
 
-    assert _latest(restarted) == a_owned
-    assert len(_assignments(b)) == b_rebalances, _assignments(b)  # b kept working throughout
+    assert latest_assignment(restarted) == a_owned
+    # b kept working throughout: no assignment since the kill
+    assert len(logged_assignments(b)) == b_rebalances, logged_assignments(b)
     assert b.alive()
     assert restarted.alive()
