@@ -20,7 +20,7 @@ from alerting.relay import run_relay
 from alerting.settings import AlertingSettings
 from alerting.ticker import run_ticker
 from common.cli import add_common_arguments
-from common.heap import settle_heap
+from common.heap import bound_c_heap, settle_heap
 from common.migrate import migrate
 from common.process import guarded, module_main, settings_from_args
 from common.service import setup_logging, stop_on_signals
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point for parsed flags."""
 
     def main() -> int:
+        bound_c_heap()
         if args.hash_password:
             print(hash_password(sys.stdin.readline().rstrip("\n")))
             return 0

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from common.cli import add_common_arguments
-from common.heap import settle_heap
+from common.heap import bound_c_heap, settle_heap
 from common.process import guarded, module_main, settings_from_args
 from common.registry import Registry, load_registry
 from common.service import HealthServer, setup_logging, stop_on_signals
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point for parsed flags."""
 
     def main() -> int:
+        bound_c_heap()
         settings = settings_from_args(DetectorSettings, args, _FLAGS)
         setup_logging(settings.log_level)
         asyncio.run(_serve(settings, load_registry(settings.plant)))

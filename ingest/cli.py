@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 from common.cli import add_common_arguments
-from common.heap import settle_heap
+from common.heap import bound_c_heap, settle_heap
 from common.process import guarded, module_main, settings_from_args
 from common.registry import Registry, load_registry
 from common.service import HealthServer, setup_logging, stop_on_signals
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point for parsed flags."""
 
     def main() -> int:
+        bound_c_heap()
         settings = settings_from_args(IngestSettings, args, _FLAGS)
         setup_logging(settings.log_level)
         # aiokafka logs every failed metadata attempt (hundreds a second while Kafka is
