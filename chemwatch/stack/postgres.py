@@ -44,6 +44,13 @@ def render_postgres_conf(host: str, port: int, socket_dir: Path) -> str:
             "fsync = on",
             "synchronous_commit = on",
             "full_page_writes = on",
+            # At 50k readings/s the default 1 GB of WAL forced a checkpoint every ~60 s
+            # (30 Nov soak), and after each one every first change to a page logs the
+            # whole 8 kB page again. Fewer checkpoints and compressed page images cut
+            # the WAL written; crash recovery replays at most this much more.
+            "max_wal_size = 4GB",
+            "checkpoint_timeout = 10min",
+            "wal_compression = lz4",
             "password_encryption = 'scram-sha-256'",
             # Commit time of each transaction (pg_xact_commit_timestamp): `chemwatch bench
             # e2e` measures publish -> row committed with it. Takes effect at a restart.
