@@ -37,6 +37,12 @@ DB_WRITE_SECONDS = Histogram(
     "chemwatch_detectors_db_write_seconds",
     "Time of one poll's database transaction (readings, rollups, anomalies, offsets, state)",
 )
+BACKPRESSURE_SECONDS = Histogram(
+    "chemwatch_detectors_backpressure_seconds",
+    "Time detection stood still because the database was behind (more than "
+    "detectors.max_queued_readings waiting to be written); alarms wait too",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 KAFKA_LAG = Gauge(
     "chemwatch_detectors_kafka_lag",
     "Offsets between the end of an assigned readings partition and the worker's position",

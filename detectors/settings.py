@@ -19,7 +19,8 @@ class DetectorOptions(Section):
     max_records: int = Field(default=500, ge=1)  # Kafka records (batches) per poll
     poll_timeout_ms: int = Field(default=200, ge=1)
     # Readings detected (and their condition events sent) but not yet written; beyond
-    # this the worker waits for the database before it polls again. 200,000 cost
+    # this the worker waits until the write in flight commits before it polls again
+    # (chemwatch_detectors_backpressure_seconds). 200,000 cost
     # throughput at 80k readings/s (66.7-68.3k end to end against 72.5-74.5k before the
     # queue, 29 Nov 21:30); 40,000 gave 71.9-75.2k: a backlog waits better in Kafka.
     max_queued_readings: int = Field(default=40_000, ge=1)

@@ -109,6 +109,7 @@ class Worker:
         self._queue: list[_Poll] = []
         self._queued_readings = 0
         self._writer: asyncio.Task[None] | None = None
+        self._taken = asyncio.Event()  # set each time the writer takes the queue
         # A write failed: the detectors (and resume offsets) are ahead of the database
         # until the next restore, so no checkpoint may be written meanwhile.
         self._ahead = False
@@ -224,7 +225,29 @@ class Worker:
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_queue(), name="detectors-writer")
         if self._queued_readings > self.settings.detectors.max_queued_readings:
-            await self._settle()  # the database is behind: wait for it
+            await self._backpressure()
+
+    async def _backpressure(self) -> None:
+        """The database is behind: stand still until the writer takes the queue.
+
+        That is when its write in flight has committed. Waiting for the queue to be
+        written as well (as before 30 Nov) stood detection, and so every alarm, still
+        for two transactions instead of one; memory stays bounded the same way (one
+        write in flight, at most ``max_queued_readings`` plus a poll queued).
+        """
+        writer = self._writer
+        if writer is None:
+            return
+        started = time.perf_counter()
+        self._taken.clear()
+        taken = asyncio.ensure_future(self._taken.wait())
+        try:
+            await asyncio.wait({writer, taken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            taken.cancel()
+        metrics.BACKPRESSURE_SECONDS.observe(time.perf_counter() - started)
+        if writer.done():
+            await self._settle()  # it finished, or failed: raised here
 
     async def _write_queue(self) -> None:
         opts = self.settings.detectors
@@ -235,6 +258,7 @@ class Worker:
             if wait > 0 and self._queued_readings < opts.write_batch_readings:
                 await asyncio.sleep(wait)
             polls, self._queue, self._queued_readings = self._queue, [], 0
+            self._taken.set()
             await self.in_db_thread(self._write, polls)
 
     async def _settle(self) -> None:

@@ -13,6 +13,7 @@ from common.settings import BaseProcessSettings
 from tests.fixtures.processes import (
     Publisher,
     ServiceFactory,
+    metric,
     read_topic,
     start_subscribed_bridge,
     wait_until,
@@ -74,3 +75,42 @@ def test_the_alarm_goes_out_while_the_database_is_stalled(
     assert stored == [(events[0]["event_id"], True)]  # written with its poll, as sent
     time.sleep(1)
     assert [e["event_id"] for e in high_events(stack, isolation)] == [events[0]["event_id"]]
+
+
+DETECTED = "chemwatch_detectors_poll_readings_sum"  # readings detected, counted per poll
+WAITS = "chemwatch_detectors_backpressure_seconds_count"
+
+
+def test_detection_stops_at_the_queue_bound_and_resumes_when_the_write_commits(
+    stack: BaseProcessSettings,
+    isolation: Isolation,
+    service_factory: ServiceFactory,
+    publisher: Publisher,
+    db: psycopg.Connection,
+) -> None:
+    """With ``max_queued_readings`` at 1 and the readings table locked, the worker holds
+    one write in flight and a poll queued, then stands still rather than queue more;
+    it goes on once the write commits, and every reading lands exactly once."""
+    start_subscribed_bridge(service_factory)
+    worker = service_factory("detectors", env={"CHEMWATCH_DETECTORS__MAX_QUEUED_READINGS": "1"})
+    start_ms = int(time.time() * 1000) - 120_000
+    total = publish(publisher, isolation, start_ms, [8.0])
+    wait_until(lambda: totals(db)[0] == 1, 60, "the first reading stored")
+
+    with psycopg.connect(database(stack, isolation).conninfo()) as blocker:
+        blocker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+        # A second apart, so each is a poll of its own: the 2nd blocks in its write, the
+        # 3rd is queued, the 4th crosses the bound; the 5th and 6th stay in Kafka.
+        for i in range(1, 6):
+            total += publish(publisher, isolation, start_ms + i * 1000, [8.0 + i / 10])
+            time.sleep(1.0)
+        wait_until(lambda: metric(worker, DETECTED) >= 4, 30, "four readings detected")
+        time.sleep(3)  # the 5th and 6th would be detected within a second otherwise
+        assert metric(worker, DETECTED) == 4
+        assert metric(worker, WAITS) == 0  # counted when a wait ends
+        blocker.rollback()
+
+    expected = (6, round(total, 6))
+    wait_until(lambda: totals(db) == expected, 60, f"exactly {expected} (count, sum)")
+    assert metric(worker, DETECTED) == 6
+    assert metric(worker, WAITS) >= 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import threading
 import time
 
@@ -19,31 +18,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from common.readings import decode_batch
 from common.settings import BaseProcessSettings
-from tests.fixtures.processes import Service, ServiceFactory, wait_until
+from tests.fixtures.processes import Service, ServiceFactory, http_base, metric, wait_until
 from tests.fixtures.services import Isolation
 
 pytestmark = pytest.mark.integration
 
 SITE = "haibin-terminal"
 SENSORS = [("TK101", "TK101-PT-01"), ("TK101", "TK101-TT-01"), ("TK102", "TK102-PT-01")]
-
-
-def http_base(service: Service) -> str:
-    """Where a service started with http.port 0 serves /metrics and /healthz."""
-    found = wait_until(
-        lambda: re.search(r"metrics and health on (http://\S+)", service.log()), 60, "http port"
-    )
-    return found.group(1)
-
-
-def metric(service: Service, name: str) -> float:
-    """Sum of every sample of a Prometheus metric."""
-    text = httpx.get(http_base(service) + "/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )
 
 
 def health(service: Service) -> dict[str, object]:

@@ -15,10 +15,9 @@ from common import sparkplug_b_pb2 as pb
 from common.readings import decode_batch
 from common.registry import load_registry
 from common.settings import BaseProcessSettings
-from tests.fixtures.processes import Publisher, ServiceFactory, read_topic, wait_until
+from tests.fixtures.processes import Publisher, ServiceFactory, metric, read_topic, wait_until
 from tests.fixtures.services import ROOT, Isolation
 from tests.ingest.sparkplug_node import EdgeNode
-from tests.ingest.test_delivery import metric
 
 pytestmark = pytest.mark.integration
 
