@@ -18,7 +18,6 @@ pymalloc's 512 bytes: numpy columns, Kafka fetches, COPY buffers. See
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import time
@@ -81,16 +80,15 @@ def bound_c_heap() -> bool:
     Returns whether the C library took both settings (False off glibc, where this does
     nothing).
     """
-    libc_name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(libc_name)
-        mallopt = libc.mallopt
+        # the interpreter's own symbols: libc is linked in (find_library would run ldconfig)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    took = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1)
-    took = bool(mallopt(_M_ARENA_MAX, ARENA_MAX) == 1) and took
-    if not took:
+    took = [mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), mallopt(_M_ARENA_MAX, ARENA_MAX)]
+    if took != [1, 1]:
         log.info("C allocator settings not taken (not glibc?): heap left as it is")
-    return took
+        return False
+    return True

@@ -238,14 +238,13 @@ class Worker:
         writer = self._writer
         if writer is None:
             return
-        started = time.perf_counter()
         self._taken.clear()
         taken = asyncio.ensure_future(self._taken.wait())
         try:
-            await asyncio.wait({writer, taken}, return_when=asyncio.FIRST_COMPLETED)
+            with metrics.BACKPRESSURE_SECONDS.time():
+                await asyncio.wait({writer, taken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             taken.cancel()
-        metrics.BACKPRESSURE_SECONDS.observe(time.perf_counter() - started)
         if writer.done():
             await self._settle()  # it finished, or failed: raised here
 

@@ -16,7 +16,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import httpx
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
@@ -29,6 +28,7 @@ from tests.fixtures.processes import (
     Service,
     ServiceFactory,
     latest_assignment,
+    metric,
     read_topic,
     wait_until,
 )
@@ -119,14 +119,7 @@ def _shared_by(workers: list[Service]) -> bool:
 
 
 def _messages(bridge: Service) -> float:
-    base = re.search(r"metrics and health on (http://\S+)", bridge.log())
-    assert base, bridge.log()
-    text = httpx.get(base.group(1) + "/metrics", timeout=10).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("chemwatch_ingest_messages_total{")
-    )
+    return metric(bridge, "chemwatch_ingest_messages_total{", timeout_s=10.0)
 
 
 def test_worker_killed_under_load_loses_and_duplicates_nothing(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 import uuid
@@ -36,7 +35,7 @@ from chemwatch.stack.postgres import Postgres
 from common.migrate import migrate
 from common.settings import BaseProcessSettings, DatabaseSettings
 from tests.alerting.receivers import HttpReceiver, serve
-from tests.fixtures.processes import Service, ServiceFactory, wait_until
+from tests.fixtures.processes import ServiceFactory, http_base, wait_until
 from tests.security.broker import (
     BRIDGE_PASSWORD,
     GATEWAY_PASSWORD,
@@ -97,15 +96,6 @@ def private_role(stack: BaseProcessSettings) -> Iterator[DatabaseSettings]:
         with psycopg.connect(make_conninfo(**superuser), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-
-
-def _metrics_base(service: Service) -> str:
-    found = wait_until(
-        lambda: re.search(r"metrics and health on (http://\S+)", service.log()),
-        60,
-        f"{service.name} http port",
-    )
-    return found.group(1)
 
 
 def _healthy(base: str) -> bool:
@@ -219,8 +209,7 @@ def test_no_secret_in_logs_or_metrics(
     assert ack.status_code == 200, ack.text
 
     pages = {
-        s.name: httpx.get(_metrics_base(s) + "/metrics", timeout=10).text
-        for s in (ingest, detectors)
+        s.name: httpx.get(http_base(s) + "/metrics", timeout=10).text for s in (ingest, detectors)
     }
     pages["alerting"] = httpx.get(f"{base}/metrics", timeout=10).text
     for service in services:
